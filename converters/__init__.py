@@ -1,0 +1,1 @@
+"""Converters: safe YOLOv12 checkpoint loading, our PyTorch rebuild, ONNX/OpenVINO export."""
