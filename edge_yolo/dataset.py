@@ -106,7 +106,7 @@ def load_dataset(data: str | Path, split: str = "val", names: dict[int, str] | N
     paths = _image_paths(sources)
     if not paths:
         raise DataError(f"no images found in {', '.join(str(s) for s in sources)}")
-    return _build(paths, names, data)
+    return _build(paths, names, data, {s for s in sources if s.is_dir()})
 
 
 def _read_yaml(path: Path) -> dict:
@@ -160,7 +160,8 @@ def label_path(image: Path) -> Path:
     return Path(*parts).with_suffix(".txt")
 
 
-def _build(paths: list[tuple[Path, Path]], names: dict[int, str], source: Path) -> Dataset:
+def _build(paths: list[tuple[Path, Path]], names: dict[int, str], source: Path,
+           dir_sources: set[Path]) -> Dataset:
     skipped: list[str] = []
     with ThreadPoolExecutor(max_workers=2) as pool:   # cv2 decoding releases the GIL
         sizes = list(pool.map(_image_size, [p for p, _ in paths]))
@@ -174,7 +175,7 @@ def _build(paths: list[tuple[Path, Path]], names: dict[int, str], source: Path) 
         w, h = size
         boxes, classes = _read_labels(label_path(path), w, h, names, skipped)
         images.append(LabeledImage(path, path.relative_to(root).as_posix(), w, h, boxes, classes))
-    _warn_orphan_labels(paths, skipped)
+    _warn_orphan_labels([p for p, root in paths if root in dir_sources], skipped)
     return Dataset(images, names, source, skipped)
 
 
@@ -216,10 +217,11 @@ def _read_labels(path: Path, w: int, h: int, names: dict[int, str],
     return np.asarray(boxes, np.float64).reshape(-1, 4), np.asarray(classes, np.int64)
 
 
-def _warn_orphan_labels(paths: list[tuple[Path, Path]], skipped: list[str]) -> None:
-    """Label files whose image does not exist: the objects in them cannot be evaluated."""
-    label_dirs = {label_path(p).parent for p, _ in paths}
-    have = {label_path(p) for p, _ in paths}
+def _warn_orphan_labels(paths: list[Path], skipped: list[str]) -> None:
+    """Label files without their image, next to the images of directory splits (an image
+    list .txt may share its label directory with other splits, so it is not checked)."""
+    label_dirs = {label_path(p).parent for p in paths}
+    have = {label_path(p) for p in paths}
     for d in sorted(label_dirs):
         if not d.is_dir():
             continue

@@ -87,7 +87,11 @@ def coco_evaluate(ground_truth: dict, results: list[dict], names: dict[int, str]
 
     n_images, n_objects = len(ground_truth["images"]), len(ground_truth["annotations"])
     if not results:
-        per_class = {names[k]: _class_entry(None, None, 0.0, 0.0, _n_gt(ground_truth, k)) for k in sorted(names)}
+        per_class = {}
+        for k in sorted(names):
+            n_gt = _n_gt(ground_truth, k)
+            ap = 0.0 if n_gt else None
+            per_class[names[k]] = _class_entry(ap, ap, 0.0, 0.0, n_gt)
         return Metrics(0.0, 0.0, 0.0, 0.0, 0.0, per_class, n_images, n_objects, 0)
     with contextlib.redirect_stdout(io.StringIO()):   # pycocotools prints progress
         gt = COCO()

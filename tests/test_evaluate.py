@@ -1,0 +1,83 @@
+"""COCO evaluation: metrics of constructed predictions on the real fixture ground truth, and
+the full val protocol of real models (Ultralytics' ONNX export, our ONNX / OpenVINO exports,
+our torch rebuild) against Ultralytics' own reference numbers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_yolo.dataset import Dataset, load_dataset
+from edge_yolo.detections import Detections
+from edge_yolo.evaluate import coco_evaluate, to_coco_results
+
+SHAPES = Path(__file__).parent / "fixtures" / "shapes"
+NAMES = {0: "circle", 1: "square", 2: "triangle"}
+REFERENCE = json.loads((SHAPES / "reference_val.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def dataset(val_dir: Path) -> Dataset:
+    return load_dataset(val_dir / "data.yaml")
+
+
+def gt_detections(ds: Dataset, drop_class: int | None = None, every: int = 2) -> list[Detections]:
+    """The ground truth as detections (score 0.9); every `every`-th box of drop_class removed."""
+    out, seen = [], 0
+    for im in ds.images:
+        xyxy = im.boxes.copy()
+        xyxy[:, 2:] += xyxy[:, :2]
+        keep = np.ones(len(xyxy), bool)
+        for i, cls in enumerate(im.classes):
+            if cls == drop_class:
+                keep[i] = seen % every != 0
+                seen += 1
+        out.append(Detections(xyxy[keep], np.full(keep.sum(), 0.9), im.classes[keep], NAMES))
+    return out
+
+
+def test_coco_results_are_xywh_pixels_with_class_ids() -> None:
+    det = Detections(np.array([[10.0, 20.0, 50.0, 80.0]]), np.array([0.5]), np.array([2]), NAMES)
+    assert to_coco_results([Detections.empty(NAMES), det], image_ids=[7, 9]) == [
+        {"image_id": 9, "category_id": 2, "bbox": [10.0, 20.0, 40.0, 60.0], "score": 0.5}]
+
+
+def test_perfect_predictions_score_one(dataset: Dataset) -> None:
+    m = coco_evaluate(dataset.to_coco(), to_coco_results(gt_detections(dataset)), NAMES)
+    assert (m.map50_95, m.map50, m.precision, m.recall) == pytest.approx((1.0, 1.0, 1.0, 1.0))
+    assert m.n_images == 80 and m.n_objects == 226 and m.n_predictions == 226
+    assert {k: v["n_gt"] for k, v in m.per_class.items()} == {"circle": 81, "square": 72, "triangle": 73}
+
+
+def test_missed_objects_lower_recall_and_ap_of_that_class_only(dataset: Dataset) -> None:
+    m = coco_evaluate(dataset.to_coco(), to_coco_results(gt_detections(dataset, drop_class=1)), NAMES)
+    square = m.per_class["square"]
+    assert square["recall"] == pytest.approx(36 / 72) and square["precision"] == 1.0
+    assert square["ap50"] == pytest.approx(0.5, abs=0.01)     # 101-point interpolation
+    assert m.per_class["circle"]["ap50_95"] == pytest.approx(1.0)
+    assert m.recall == pytest.approx((1 + 0.5 + 1) / 3)
+    assert m.map50_95 == pytest.approx(np.mean([v["ap50_95"] for v in m.per_class.values()]))
+
+
+def test_false_positives_lower_precision_at_the_best_f1_threshold(dataset: Dataset) -> None:
+    dets = gt_detections(dataset)
+    # a low-score false positive in every image: best F1 cuts it off, AP unchanged
+    noisy = [Detections(np.vstack([d.xyxy, [[0, 0, 5, 5]]]), np.append(d.confidence, 0.1),
+                        np.append(d.class_id, 0), NAMES) for d in dets]
+    m = coco_evaluate(dataset.to_coco(), to_coco_results(noisy), NAMES)
+    assert m.precision == pytest.approx(1.0) and m.conf_threshold == pytest.approx(0.9)
+    # the same false positives with a higher score than every true box: precision of circle falls
+    loud = [Detections(np.vstack([d.xyxy, [[0, 0, 5, 5]]]), np.append(d.confidence, 0.95),
+                       np.append(d.class_id, 0), NAMES) for d in dets]
+    m = coco_evaluate(dataset.to_coco(), to_coco_results(loud), NAMES)
+    assert m.per_class["circle"]["precision"] == pytest.approx(81 / (81 + 80))
+    assert m.per_class["circle"]["ap50"] < 0.6
+
+
+def test_no_predictions_gives_zero_metrics(dataset: Dataset) -> None:
+    m = coco_evaluate(dataset.to_coco(), [], NAMES)
+    assert (m.map50_95, m.map50, m.precision, m.recall, m.n_predictions) == (0.0, 0.0, 0.0, 0.0, 0)
+    assert m.per_class["circle"] == {"ap50_95": 0.0, "ap50": 0.0, "precision": 0.0, "recall": 0.0, "n_gt": 81}
