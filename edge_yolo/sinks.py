@@ -1,0 +1,245 @@
+"""Where results go: annotated video, annotated images, JSON lines, YOLO-format label files.
+
+The video writer encodes in its own thread behind a bounded queue (H.264 through PyAV's
+libx264 when available, else OpenCV's avc1 or mp4v) and always finalises the container on
+`close()`, so an interrupted run still leaves a playable file. The JSON-lines writer flushes
+every line, so a file is complete for every frame handed to it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, TextIO
+
+import cv2
+import numpy as np
+
+from .errors import EdgeYoloError
+
+log = logging.getLogger(__name__)
+
+_END = object()
+
+
+class VideoWriter:
+    """Encode BGR frames of one size into an .mp4 in a background thread.
+
+    codec "auto": libx264 (PyAV, preset veryfast, yuv420p) when possible, else OpenCV's avc1,
+    else mp4v with a one-line warning. `write()` blocks when `queue_size` frames are waiting.
+    `encode_times` holds the seconds spent per frame in the encoder thread (for the summary).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        width: int,
+        height: int,
+        fps: float | None,
+        codec: str = "auto",
+        queue_size: int = 8,
+        preset: str = "veryfast",
+        on_encoded: Any = None,
+    ) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.size = (int(width), int(height))
+        self.fps = float(fps) if fps and 0 < fps < 1000 else 25.0
+        self.preset = preset
+        self.frames = 0
+        self.on_encoded = on_encoded
+        self._error: BaseException | None = None
+        self._closed = False
+        self._impl = self._open(codec)
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, queue_size))
+        self._thread = threading.Thread(target=self._run, name=f"encode-{self.path.name}", daemon=True)
+        self._thread.start()
+
+    def _open(self, codec: str) -> Any:
+        w, h = self.size
+        if codec in ("auto", "libx264") and w % 2 == 0 and h % 2 == 0:
+            impl = _PyAVEncoder.create(self.path, w, h, self.fps, self.preset)
+            if impl is not None:
+                self.codec = "h264"
+                return impl
+            if codec == "libx264":
+                raise EdgeYoloError("libx264 encoding needs PyAV (pip install 'edge-yolo[video]')")
+        for fourcc in (("avc1", "mp4v") if codec == "auto" else (codec,)):
+            writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*fourcc), self.fps, self.size)
+            if writer.isOpened():
+                self.codec = fourcc
+                if fourcc == "mp4v":
+                    log.warning("no H.264 encoder available (install PyAV: pip install 'edge-yolo[video]'); %s is MPEG-4 Part 2 (mp4v), which browsers may not play", self.path)
+                return _CV2Encoder(writer)
+            writer.release()
+        raise EdgeYoloError(f"cannot open a video encoder for {self.path}")
+
+    def write(self, image: np.ndarray) -> None:
+        """Queue one BGR frame (H, W, 3) of the writer's size for encoding."""
+        if self._error is not None:
+            raise EdgeYoloError(f"writing {self.path} failed: {self._error}") from self._error
+        if (image.shape[1], image.shape[0]) != self.size:
+            image = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
+        self._queue.put(image)
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _END:
+                break
+            if self._error is not None:
+                continue
+            t0 = time.perf_counter()
+            try:
+                self._impl.write(item)
+            except Exception as exc:  # noqa: BLE001 - reported on the next write()/close()
+                self._error = exc
+                continue
+            self.frames += 1
+            if self.on_encoded is not None:
+                self.on_encoded(time.perf_counter() - t0)
+
+    def close(self) -> None:
+        """Encode what is queued, flush the encoder and write the container's index."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(_END)
+        self._thread.join()
+        self._impl.close()
+        if self._error is not None:
+            raise EdgeYoloError(f"writing {self.path} failed: {self._error}") from self._error
+
+    def __enter__(self) -> "VideoWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _PyAVEncoder:
+    def __init__(self, container: Any, stream: Any) -> None:
+        self.container = container
+        self.stream = stream
+        self.pts = 0
+
+    @classmethod
+    def create(cls, path: Path, width: int, height: int, fps: float, preset: str) -> "_PyAVEncoder | None":
+        try:
+            import av
+        except ImportError:
+            return None
+        if "libx264" not in av.codecs_available:
+            return None
+        container = av.open(str(path), "w")
+        try:
+            stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+            stream.options = {"preset": preset, "crf": "23"}
+        except Exception:  # noqa: BLE001 - a broken libx264 build: fall back to OpenCV
+            container.close()
+            return None
+        return cls(container, stream)
+
+    def write(self, image: np.ndarray) -> None:
+        import av
+
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
+        frame.pts = self.pts
+        self.pts += 1
+        self.container.mux(self.stream.encode(frame))
+
+    def close(self) -> None:
+        try:
+            self.container.mux(self.stream.encode(None))
+        finally:
+            self.container.close()
+
+
+class _CV2Encoder:
+    def __init__(self, writer: cv2.VideoWriter) -> None:
+        self.writer = writer
+
+    def write(self, image: np.ndarray) -> None:
+        self.writer.write(image)
+
+    def close(self) -> None:
+        self.writer.release()
+
+
+def write_image(path: str | Path, image: np.ndarray) -> Path:
+    """Write an image (format from the suffix; non-ASCII paths work)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ok, data = cv2.imencode(path.suffix or ".jpg", image)
+    if not ok:
+        raise EdgeYoloError(f"cannot encode an image as {path.suffix}")
+    data.tofile(str(path))
+    return path
+
+
+def frame_record(frame: Any, detections: Any) -> dict[str, Any]:
+    """The JSON-lines record of one frame: frame, time, (image,) detections."""
+    record: dict[str, Any] = {"frame": int(frame.index), "time": round(float(frame.time), 6)}
+    if getattr(frame, "path", None) is not None:
+        record["image"] = frame.path.name
+    record["detections"] = detections.to_dict()["detections"]
+    return record
+
+
+class JsonlWriter:
+    """One JSON object per line, flushed after each line."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file: TextIO | None = self.path.open("w", encoding="utf-8")
+        self.lines = 0
+
+    def write(self, frame: Any, detections: Any) -> None:
+        assert self._file is not None, "JsonlWriter is closed"
+        self._file.write(json.dumps(frame_record(frame, detections)) + "\n")
+        self._file.flush()
+        self.lines += 1
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+class TxtLabelWriter:
+    """YOLO-format labels: `class cx cy w h conf`, normalised to the image size.
+
+    Image frames go to `<dir>/<image stem>.txt`, video/stream frames to `<dir>/<name>_<frame>.txt`.
+    """
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.files = 0
+
+    def write(self, frame: Any, detections: Any) -> Path:
+        h, w = frame.image.shape[:2]
+        stem = frame.path.stem if getattr(frame, "path", None) is not None else f"{frame.source}_{frame.index}"
+        xyxy = np.asarray(detections.xyxy, dtype=np.float64).reshape(-1, 4)
+        cx = (xyxy[:, 0] + xyxy[:, 2]) / 2 / w
+        cy = (xyxy[:, 1] + xyxy[:, 3]) / 2 / h
+        bw = (xyxy[:, 2] - xyxy[:, 0]) / w
+        bh = (xyxy[:, 3] - xyxy[:, 1]) / h
+        lines = [
+            f"{int(k)} {a:.6f} {b:.6f} {c:.6f} {d:.6f} {float(s):.6f}"
+            for k, a, b, c, d, s in zip(detections.class_id, cx, cy, bw, bh, detections.confidence)
+        ]
+        path = self.directory / f"{stem}.txt"
+        path.write_text("".join(line + "\n" for line in lines))
+        self.files += 1
+        return path
+
+    def close(self) -> None:
+        """Nothing to release (one file per frame, each closed when written)."""
