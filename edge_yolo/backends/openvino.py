@@ -1,0 +1,162 @@
+"""OpenVINO backend: IR or ONNX on CPU/GPU/AUTO, with colour swap, scaling and layout
+done in the graph (PrePostProcessor), so it takes letterboxed BGR uint8 NHWC frames."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import BackendUnavailableError, ModelLoadError
+from .base import BackendInfo, InputSpec, ResultCallback
+from .cache import keyed_dir
+
+PRECISIONS = {"f32": "f32", "f16": "f16", "bf16": "bf16"}
+
+
+def _ov() -> Any:
+    try:
+        import openvino
+    except ImportError as exc:
+        raise BackendUnavailableError("openvino is not installed: pip install 'edge-yolo[openvino]'") from exc
+    return openvino
+
+
+def available_devices() -> list[str]:
+    """OpenVINO devices present here (empty when openvino is not installed)."""
+    try:
+        return list(_ov().Core().available_devices)
+    except BackendUnavailableError:
+        return []
+
+
+def _with_preprocessing(ov: Any, model: Any) -> Any:
+    """Make the model take uint8 NHWC BGR and do f32 conversion, BGR→RGB and /255 itself."""
+    from openvino.preprocess import ColorFormat, PrePostProcessor
+
+    ppp = PrePostProcessor(model)
+    inp = ppp.input()
+    inp.tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC")).set_color_format(ColorFormat.BGR)
+    inp.model().set_layout(ov.Layout("NCHW"))
+    inp.preprocess().convert_element_type(ov.Type.f32).convert_color(ColorFormat.RGB).scale(255.0)
+    ppp.output().tensor().set_element_type(ov.Type.f32)
+    return ppp.build()
+
+
+class _OvAsync:
+    """AsyncInfer over an openvino AsyncInferQueue (completion-order callbacks)."""
+
+    def __init__(self, queue: Any, callback: ResultCallback) -> None:
+        self._queue = queue
+        self._callback = callback
+        self._error: BaseException | None = None
+        self._lock = threading.Lock()
+        queue.set_callback(self._done)
+
+    def _done(self, request: Any, userdata: Any) -> None:
+        try:
+            self._callback(request.get_output_tensor(0).data.copy(), userdata)
+        except BaseException as exc:  # re-raised in the submitting thread
+            with self._lock:
+                self._error = self._error or exc
+
+    def _raise(self) -> None:
+        with self._lock:
+            error, self._error = self._error, None
+        if error is not None:
+            raise error
+
+    def submit(self, inputs: np.ndarray, userdata: Any) -> None:
+        """Start an inference (inputs are copied); blocks while every request is busy."""
+        self._raise()
+        self._queue.start_async({0: inputs}, userdata)
+
+    def wait_all(self) -> None:
+        """Block until every submitted request has called back."""
+        self._queue.wait_all()
+        self._raise()
+
+
+class OpenVinoBackend:
+    """One model compiled by OpenVINO.
+
+    Args:
+        path: an IR .xml or an .onnx file (OpenVINO reads ONNX directly).
+        device: "CPU", "GPU", "GPU.1", "AUTO", ...
+        precision: "auto" (the device's default: bf16 on AMX CPUs, f16 on GPUs), or
+            "f32"/"f16"/"bf16" via INFERENCE_PRECISION_HINT.
+        imgsz: (h, w) to fix a dynamic height/width to.
+        batch: batch size to fix a dynamic batch axis to (None keeps it dynamic).
+    """
+
+    def __init__(self, path: str | Path, device: str = "CPU", precision: str = "auto",
+                 imgsz: tuple[int, int] | None = None, batch: int | None = None) -> None:
+        ov = _ov()
+        path = Path(path)
+        if precision != "auto" and precision not in PRECISIONS:
+            raise BackendUnavailableError(f"openvino precision must be auto, f32, f16 or bf16, not {precision}")
+        self._core = ov.Core()
+        if device.split(".")[0] not in ("AUTO", "MULTI", "HETERO") and device not in self._core.available_devices:
+            raise BackendUnavailableError(
+                f"openvino device {device} is not available here (found {', '.join(self._core.available_devices)})"
+            )
+        try:
+            model = self._core.read_model(str(path))
+        except Exception as exc:
+            raise ModelLoadError(f"openvino cannot read {path.name}: {exc}") from exc
+        pshape = model.inputs[0].get_partial_shape()
+        if pshape.is_dynamic:
+            dims = [d.get_length() if d.is_static else -1 for d in pshape]
+            if imgsz is not None:
+                dims[2], dims[3] = imgsz
+            if batch is not None:
+                dims[0] = batch
+            model.reshape({model.inputs[0]: ov.PartialShape(dims)})
+        self._model = _with_preprocessing(ov, model)
+        self._device = device
+        self._config: dict[str, Any] = {}
+        if precision != "auto":
+            self._config["INFERENCE_PRECISION_HINT"] = PRECISIONS[precision]
+        if device.startswith("GPU"):  # kernel compilation on GPUs takes seconds: cache it
+            self._core.set_property({"CACHE_DIR": str(keyed_dir("openvino", ov.__version__))})
+        self._compiled = self._compile("LATENCY")
+        self._request = self._compiled.create_infer_request()
+        self._throughput: Any = None
+        shape = [d.get_length() if d.is_static else None for d in self._model.inputs[0].get_partial_shape()]
+        self.input_spec = InputSpec("NHWC", np.dtype(np.uint8), shape[0], shape[1], shape[2])
+        self.info = BackendInfo(
+            backend="openvino", device=device, precision=self._precision(self._compiled),
+            details={"openvino": ov.__version__, "hint": "LATENCY", "preprocessing": "in graph (u8 NHWC BGR)"},
+        )
+
+    def _compile(self, hint: str) -> Any:
+        try:
+            return self._core.compile_model(self._model, self._device, {**self._config, "PERFORMANCE_HINT": hint})
+        except Exception as exc:
+            raise BackendUnavailableError(f"openvino cannot compile the model for {self._device}: {exc}") from exc
+
+    @staticmethod
+    def _precision(compiled: Any) -> str:
+        try:
+            return compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+        except Exception:  # AUTO/MULTI do not report one precision
+            return "auto"
+
+    def infer(self, inputs: np.ndarray) -> np.ndarray:
+        """Run one NHWC uint8 BGR batch (LATENCY hint), return output0 float32."""
+        self._request.infer({0: inputs}, share_inputs=True)
+        return self._request.get_output_tensor(0).data.copy()
+
+    def async_queue(self, callback: ResultCallback, jobs: int | None = None) -> _OvAsync:
+        """An AsyncInferQueue on a THROUGHPUT-hint compilation (made on first use);
+        `jobs` None uses the device's optimal number of requests."""
+        ov = _ov()
+        if self._throughput is None:
+            self._throughput = self._compile("THROUGHPUT")
+        return _OvAsync(ov.AsyncInferQueue(self._throughput, jobs or 0), callback)
+
+    def close(self) -> None:
+        """Release the compiled models."""
+        self._request = self._compiled = self._throughput = None

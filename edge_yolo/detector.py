@@ -1,0 +1,181 @@
+"""Detector: model info + backend + letterbox + NMS, behind one call."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .backends.base import Backend, BackendInfo
+from .backends.select import create_backend, parse_device
+from .detections import Detections
+from .errors import ExportError, SourceError, UnsupportedModelError
+from .modelinfo import ModelInfo, read_model_info
+from .postprocess import postprocess
+from .preprocess import LetterboxMeta, as_bgr, letterbox, read_image, scale_boxes, to_nchw, to_nhwc
+
+ImageLike = np.ndarray | str | Path
+DEFAULT_IMGSZ = 640
+MAX_DYNAMIC_BATCH = 8
+
+
+def _pair(imgsz: int | Sequence[int]) -> tuple[int, int]:
+    if isinstance(imgsz, int):
+        return (imgsz, imgsz)
+    h, w = imgsz
+    return (int(h), int(w))
+
+
+def exported_onnx(checkpoint: Path, imgsz: tuple[int, int] | None) -> Path:
+    """The ONNX export of `checkpoint` next to it, made (or remade when the .pt is newer) on demand."""
+    suffix = "" if imgsz is None else f"_{imgsz[0]}x{imgsz[1]}"
+    onnx_path = checkpoint.with_name(f"{checkpoint.stem}{suffix}.onnx")
+    if onnx_path.exists() and onnx_path.stat().st_mtime >= checkpoint.stat().st_mtime:
+        return onnx_path
+    try:
+        from converters import export_onnx
+    except ImportError as exc:
+        raise ExportError(
+            f"running {checkpoint.name} needs an ONNX export, which needs the export extra: "
+            "pip install 'edge-yolo[export]' (or use an exported .onnx)"
+        ) from exc
+    return Path(export_onnx(checkpoint, output=onnx_path, imgsz=imgsz))
+
+
+class Detector:
+    """A YOLOv12 detector on the best backend that works here.
+
+    Args:
+        model: .onnx, OpenVINO IR (.xml or `*_openvino_model/`), or .pt checkpoint.
+        device: auto, tensorrt[:N], cuda[:N], openvino[:CPU|GPU|AUTO], onnxruntime-cpu (cpu), torch.
+        conf, iou, max_det, classes, agnostic, multi_label: NMS settings (see postprocess).
+        imgsz: network input (h, w) or side for dynamic models (rounded up to the stride);
+            default the model's metadata imgsz, else 640.
+        precision: "auto" (the backend's fastest default) or f32/f16/bf16 where the backend can choose.
+        backend_options: backend tuning, e.g. {"threads": 2, "spinning": False} for ORT CPU.
+
+    Calling it on a BGR image (also grayscale or BGRA), an image path, or a list of them
+    returns Detections (a list for a list).
+    """
+
+    def __init__(self, model: str | Path, device: str = "auto", conf: float = 0.25, iou: float = 0.7,
+                 max_det: int = 300, classes: Sequence[int] | None = None, agnostic: bool = False,
+                 imgsz: int | Sequence[int] | None = None, precision: str = "auto",
+                 multi_label: bool = False, *, backend_options: dict[str, Any] | None = None) -> None:
+        self.conf, self.iou, self.max_det = float(conf), float(iou), int(max_det)
+        self.classes = None if classes is None else [int(c) for c in classes]
+        self.agnostic, self.multi_label = bool(agnostic), bool(multi_label)
+        path = Path(model)
+        requested = None if imgsz is None else _pair(imgsz)
+        if path.suffix.lower() == ".pt" and parse_device(device).kind != "torch":
+            path = exported_onnx(path, requested)
+        self.model_info: ModelInfo = read_model_info(path)
+        self.imgsz = self._resolve_imgsz(requested)
+        self.backend: Backend = create_backend(self.model_info, device, precision, self.imgsz, backend_options)
+        spec = self.backend.input_spec
+        if spec.height is not None and spec.width is not None:
+            self.imgsz = (spec.height, spec.width)
+
+    def _resolve_imgsz(self, requested: tuple[int, int] | None) -> tuple[int, int]:
+        info = self.model_info
+        if not info.dynamic:
+            fixed = (int(info.input_shape[2]), int(info.input_shape[3]))
+            if requested is not None and requested != fixed:
+                raise UnsupportedModelError(
+                    f"{info.path.name} has a fixed {fixed[0]}x{fixed[1]} input, so imgsz={requested} cannot be "
+                    "used; export it again with that imgsz or with dynamic shapes"
+                )
+            return fixed
+        h, w = requested or info.imgsz or (DEFAULT_IMGSZ, DEFAULT_IMGSZ)
+        s = info.stride
+        return (math.ceil(h / s) * s, math.ceil(w / s) * s)
+
+    @property
+    def backend_info(self) -> BackendInfo:
+        """Which backend, device and precision really run, and why better ones were skipped."""
+        return self.backend.info
+
+    @property
+    def names(self) -> dict[int, str]:
+        """Class id → name."""
+        return self.model_info.names
+
+    @property
+    def batch_size(self) -> int:
+        """Frames per backend call: the model's fixed batch, else up to MAX_DYNAMIC_BATCH."""
+        return self.backend.input_spec.batch or MAX_DYNAMIC_BATCH
+
+    def preprocess(self, frames: Sequence[np.ndarray]) -> tuple[np.ndarray, list[LetterboxMeta]]:
+        """Letterbox up to `batch_size` frames into one backend input; a fixed-batch model's
+        input is padded to its batch (the metas list has one entry per real frame)."""
+        if not frames:
+            raise SourceError("no frames to preprocess")
+        spec = self.backend.input_spec
+        if spec.batch is not None and len(frames) > spec.batch:
+            raise SourceError(f"{len(frames)} frames given but the model takes batches of {spec.batch}")
+        boxed, metas = [], []
+        for frame in frames:
+            image, meta = letterbox(as_bgr(frame), self.imgsz)
+            boxed.append(image)
+            metas.append(meta)
+        if spec.batch is not None and len(boxed) < spec.batch:
+            boxed += [boxed[-1]] * (spec.batch - len(boxed))
+        if spec.layout == "NHWC":
+            inputs = to_nhwc(boxed)
+        else:
+            inputs = to_nchw(boxed, spec.dtype)
+        return inputs, metas
+
+    def postprocess(self, output0: np.ndarray, metas: Sequence[LetterboxMeta]) -> list[Detections]:
+        """NMS on a backend output and boxes mapped back onto each frame (one per meta)."""
+        results = postprocess(output0[: len(metas)], self.conf, self.iou, self.max_det, self.classes,
+                              self.agnostic, self.multi_label)
+        names = self.names
+        return [
+            Detections(scale_boxes(boxes, meta), scores, cls, names)
+            for (boxes, scores, cls), meta in zip(results, metas)
+        ]
+
+    def _load(self, item: ImageLike) -> np.ndarray:
+        if isinstance(item, (str, Path)):
+            return read_image(item)
+        if isinstance(item, np.ndarray):
+            return item
+        raise SourceError(f"expected an image array or an image path, got {type(item).__name__}")
+
+    def __call__(self, source: ImageLike | Sequence[ImageLike]) -> Detections | list[Detections]:
+        """Detect objects in one image (→ Detections) or a list of images (→ list)."""
+        single = isinstance(source, (np.ndarray, str, Path))
+        items = [source] if single else list(source)
+        out: list[Detections] = []
+        step = self.batch_size
+        for start in range(0, len(items), step):
+            frames = [self._load(item) for item in items[start : start + step]]
+            inputs, metas = self.preprocess(frames)
+            out += self.postprocess(self.backend.infer(inputs), metas)
+        return out[0] if single else out
+
+    def stream(self, source: Any, **kwargs: Any) -> Any:
+        """Detections for every frame of a video, camera, stream, directory or glob (see pipeline.stream)."""
+        from .pipeline import stream
+
+        return stream(self, source, **kwargs)
+
+    def close(self) -> None:
+        """Release the backend."""
+        self.backend.close()
+
+    def __enter__(self) -> Detector:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Detector({self.model_info.path.name}, {self.backend_info.describe()})"
+
+
+__all__ = ["Detector", "exported_onnx"]
