@@ -1,0 +1,107 @@
+"""Writes checkpoints for the converters tests the way Ultralytics pickles them: every module
+of our rebuild is re-classed to a same-named class in a throw-away fake `ultralytics` package
+(removed again before anything is loaded), so the pickle references exactly the
+`ultralytics.*` globals a real checkpoint does. Also the plain-dict format."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import sys
+import types
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from torch import nn
+
+_HOMES = {
+    "Conv": "ultralytics.nn.modules.conv", "DWConv": "ultralytics.nn.modules.conv",
+    "Concat": "ultralytics.nn.modules.conv", "Detect": "ultralytics.nn.modules.head",
+    "Segment": "ultralytics.nn.modules.head", "DetectionModel": "ultralytics.nn.tasks",
+    "SegmentationModel": "ultralytics.nn.tasks",
+}
+_PACKAGES = ("ultralytics", "ultralytics.nn", "ultralytics.nn.modules", "ultralytics.nn.modules.conv",
+             "ultralytics.nn.modules.block", "ultralytics.nn.modules.head", "ultralytics.nn.tasks")
+
+
+def _forward_fuse(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return self.conv(x)
+
+
+@contextlib.contextmanager
+def fake_ultralytics() -> Iterator[dict[str, type]]:
+    """Temporarily install empty `ultralytics.*` modules whose classes are created on demand."""
+    assert not any(p in sys.modules for p in _PACKAGES), "a real ultralytics is imported"
+    mods = {p: types.ModuleType(p) for p in _PACKAGES}
+    classes: dict[str, type] = {}
+
+    def make(name: str) -> type:
+        if name not in classes:
+            home = _HOMES.get(name, "ultralytics.nn.modules.block")
+            cls = type(name, (nn.Module,), {"__module__": home, "__qualname__": name, "forward_fuse": _forward_fuse})
+            setattr(mods[home], name, cls)
+            classes[name] = cls
+        return classes[name]
+
+    sys.modules.update(mods)
+    try:
+        yield types.SimpleNamespace(get=make)  # type: ignore[misc]
+    finally:
+        for p in _PACKAGES:
+            sys.modules.pop(p, None)
+
+
+def save_ultralytics_style(path: Path, model: nn.Module, yaml: dict, names: dict[int, str], *,
+                           imgsz: int = 640, entry: str = "model", half: bool = True,
+                           fused_forward: bool = False, model_class: str = "DetectionModel") -> Path:
+    """torch.save a trainer-style checkpoint dict whose `entry` ('model' or 'ema') is `model`
+    pickled as Ultralytics classes. `fused_forward` pickles `Conv.forward = Conv.forward_fuse`
+    (a bound method: `builtins.getattr` in the pickle), as Ultralytics' fused models do."""
+    tree = copy.deepcopy(model.model)
+    with fake_ultralytics() as fake:
+        for m in tree.modules():
+            if type(m).__module__.startswith("converters."):
+                m.__class__ = fake.get(type(m).__name__)
+                if fused_forward and type(m).__name__ in ("Conv", "DWConv"):
+                    m.forward = m.forward_fuse
+        top = fake.get(model_class)()
+        top.model = tree
+        top.yaml, top.names, top.nc, top.task = copy.deepcopy(yaml), dict(names), len(names), "detect"
+        top.stride = torch.tensor([8.0, 16.0, 32.0])
+        top.args = {"imgsz": imgsz, "task": "detect"}
+        if half:
+            top.half()
+        other = "ema" if entry == "model" else "model"
+        ckpt = {"date": "2026-01-01", "version": "8.4.190", "epoch": -1, entry: top, other: None,
+                "train_args": {"imgsz": imgsz, "epochs": 1}, "optimizer": None}
+        torch.save(ckpt, path)
+    return path
+
+
+def save_plain(path: Path, state_dict: dict[str, torch.Tensor], yaml: dict, names: dict[int, str],
+               imgsz: int | None = None) -> Path:
+    """The pickled-classes-free format: {'state_dict', 'yaml', 'names'(, 'imgsz')}."""
+    ckpt: dict = {"state_dict": dict(state_dict), "yaml": copy.deepcopy(yaml), "names": dict(names)}
+    if imgsz is not None:
+        ckpt["imgsz"] = imgsz
+    torch.save(ckpt, path)
+    return path
+
+
+def randomize(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Give every BatchNorm random affine/statistics and every gamma a random value, so a
+    wrong rebuild shows in the outputs (fresh BNs are identities)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                n = m.num_features
+                m.weight.copy_(0.5 + torch.rand(n, generator=g))
+                m.bias.copy_(0.2 * torch.randn(n, generator=g))
+                m.running_mean.copy_(0.1 * torch.randn(n, generator=g))
+                m.running_var.copy_(0.5 + torch.rand(n, generator=g))
+        for name, p in model.named_parameters():
+            if name.endswith("gamma") or name.endswith("pe.conv.bias"):
+                p.copy_(0.1 * torch.randn(p.shape, generator=g))
+    return model
