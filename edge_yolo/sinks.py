@@ -243,3 +243,74 @@ class TxtLabelWriter:
 
     def close(self) -> None:
         """Nothing to release (one file per frame, each closed when written)."""
+
+
+def next_run_dir(root: str | Path = "runs/detect") -> Path:
+    """`root/<n>` for the smallest n ≥ 1 not taken yet (not created here)."""
+    root = Path(root)
+    n = 1
+    while (root / str(n)).exists():
+        n += 1
+    return root / str(n)
+
+
+class SourceOutputs:
+    """Everything written for one source: annotated media, JSON lines, label files.
+
+    Video and live sources get `<dir>/<name>.mp4`; image sources get `<dir>/<file name>`.
+    `<dir>/<name>.jsonl` and `<dir>/labels/` come with save_json / save_txt. Writers open on
+    the first frame (a video needs its size) and `close()` finalises them.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        source: Any,
+        save_media: bool,
+        save_json: bool,
+        save_txt: bool,
+        on_encoded: Any = None,
+    ) -> None:
+        self.directory = directory
+        self.source = source
+        self.save_media = save_media
+        self.save_json = save_json
+        self.save_txt = save_txt
+        self.on_encoded = on_encoded
+        self.video: VideoWriter | None = None
+        self.jsonl: JsonlWriter | None = None
+        self.labels: TxtLabelWriter | None = None
+        self.paths: list[Path] = []
+
+    def write(self, frame: Any, detections: Any, annotated: np.ndarray | None) -> None:
+        """Write one frame's outputs (`annotated` is the drawn image, needed when saving media)."""
+        if self.save_media and annotated is not None:
+            if frame.path is not None:
+                self.paths.append(write_image(self.directory / frame.path.name, annotated))
+            else:
+                if self.video is None:
+                    h, w = annotated.shape[:2]
+                    fps = (self.source.fps or 25.0) / getattr(self.source, "vid_stride", 1)
+                    self.video = VideoWriter(self.directory / f"{self.source.name}.mp4", w, h, fps,
+                                             on_encoded=self.on_encoded)
+                    self.paths.append(self.video.path)
+                self.video.write(annotated)
+        if self.save_json:
+            if self.jsonl is None:
+                self.jsonl = JsonlWriter(self.directory / f"{self.source.name}.jsonl")
+                self.paths.append(self.jsonl.path)
+            self.jsonl.write(frame, detections)
+        if self.save_txt:
+            if self.labels is None:
+                self.labels = TxtLabelWriter(self.directory / "labels")
+                self.paths.append(self.labels.directory)
+            self.labels.write(frame, detections)
+
+    def close(self) -> None:
+        """Finalise every writer (the video's container index included); safe to call twice."""
+        try:
+            if self.video is not None:
+                self.video.close()
+        finally:
+            if self.jsonl is not None:
+                self.jsonl.close()

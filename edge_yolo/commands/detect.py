@@ -1,0 +1,235 @@
+"""`edge-yolo detect`: detection on images, videos, directories, globs, webcams and streams.
+
+Outputs go to --output (default runs/detect/<n>): annotated media, and with --save-json /
+--save-txt JSON lines and YOLO labels. The first Ctrl-C or SIGTERM stops reading and
+finalises every output (a playable video, one JSON line per written frame) before exiting
+with 130 (SIGINT) or 143 (SIGTERM); a second Ctrl-C aborts at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any, Callable
+
+import click
+
+from edge_yolo.errors import EdgeYoloError, ModelLoadError, SourceError
+
+log = logging.getLogger("edge_yolo")
+
+
+def parse_imgsz(value: str | None) -> int | tuple[int, int] | None:
+    """`640` → 640, `480,640` / `480x640` → (480, 640) as (h, w)."""
+    if value is None:
+        return None
+    parts = [p for p in re.split(r"[,x ]+", value.strip().lower()) if p]
+    if not parts or len(parts) > 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise EdgeYoloError(f"--imgsz must be a size like 640 or H,W like 480,640, got {value!r}")
+    sizes = [int(p) for p in parts]
+    return sizes[0] if len(sizes) == 1 else (sizes[0], sizes[1])
+
+
+def parse_classes(value: str | None) -> list[int] | None:
+    """`0,2` → [0, 2]."""
+    if value is None:
+        return None
+    parts = [p.strip() for p in value.split(",") if p.strip()]
+    if not parts or not all(p.isdigit() for p in parts):
+        raise EdgeYoloError(f"--classes must be class ids like 0,2, got {value!r}")
+    return [int(p) for p in parts]
+
+
+class StopSignal:
+    """Turns the first SIGINT/SIGTERM into a flag checked between frames; the second SIGINT
+    interrupts at once (KeyboardInterrupt), a second SIGTERM terminates."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.event = threading.Event()
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        self.signum = signum
+        self.event.set()
+        signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))
+
+    def __enter__(self) -> "StopSignal":
+        if threading.current_thread() is threading.main_thread():
+            for s in (signal.SIGINT, signal.SIGTERM):
+                self._previous[s] = signal.getsignal(s)
+                signal.signal(s, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + int(self.signum or signal.SIGINT)
+
+
+def _show(name: str, image: Any) -> bool:
+    """Display a frame; False when the user pressed q or Esc."""
+    import cv2
+
+    cv2.imshow(name, image)
+    return cv2.waitKey(1) & 0xFF not in (ord("q"), 27)
+
+
+def _check_show() -> None:
+    import cv2
+
+    try:
+        cv2.namedWindow("edge-yolo")
+        cv2.destroyWindow("edge-yolo")
+    except cv2.error as exc:
+        raise EdgeYoloError("--show needs an OpenCV build with GUI support (opencv-python, not -headless) and a display") from exc
+
+
+@click.command(short_help="Run detection on images, videos, directories, globs, webcams or streams.")
+@click.argument("sources", nargs=-1, required=True)
+@click.option("--model", "-m", envvar="EDGE_YOLO_MODEL", default=None,
+              help="Model: .onnx, OpenVINO directory/.xml or .pt (converted to ONNX next to it). Env: EDGE_YOLO_MODEL.")
+@click.option("--device", default="auto", show_default=True,
+              help="auto, cpu, openvino[:CPU|GPU|NPU], cuda[:N], tensorrt[:N], torch.")
+@click.option("--conf", type=click.FloatRange(0, 1), default=0.25, show_default=True, help="Confidence threshold.")
+@click.option("--iou", type=click.FloatRange(0, 1), default=0.7, show_default=True, help="NMS IoU threshold.")
+@click.option("--imgsz", default=None, help="Input size 640 or H,W (dynamic models only; default: the model's).")
+@click.option("--classes", default=None, help="Keep only these class ids, e.g. 0,2.")
+@click.option("--max-det", type=click.IntRange(1), default=300, show_default=True, help="Detections per frame at most.")
+@click.option("--output", "-o", type=click.Path(path_type=Path), default=None,
+              help="Output directory (default runs/detect/<n>, the next free n).")
+@click.option("--no-save", is_flag=True, help="Do not save annotated images/videos.")
+@click.option("--save-json", is_flag=True, help="Write <name>.jsonl: one line per frame with its detections.")
+@click.option("--save-txt", is_flag=True, help="Write YOLO-format labels (class cx cy w h conf) to labels/.")
+@click.option("--show", is_flag=True, help="Display the annotated frames (needs a GUI OpenCV).")
+@click.option("--vid-stride", type=click.IntRange(1), default=1, show_default=True, help="Process every N-th video frame.")
+@click.option("--line-width", type=click.IntRange(1), default=None, help="Box line width in pixels (default: from image size).")
+@click.option("--hide-labels", is_flag=True, help="Draw boxes without labels.")
+@click.option("--hide-conf", is_flag=True, help="Draw labels without confidences.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
+def command(sources: tuple[str, ...], model: str | None, device: str, conf: float, iou: float, imgsz: str | None,
+            classes: str | None, max_det: int, output: Path | None, no_save: bool, save_json: bool, save_txt: bool,
+            show: bool, vid_stride: int, line_width: int | None, hide_labels: bool, hide_conf: bool,
+            quiet: bool) -> None:
+    """Detect objects in SOURCE...: images, directories, globs, videos, webcam indices (0),
+    stream URLs (rtsp://, http(s)://) or .txt files listing sources."""
+    from edge_yolo.sources import resolve_sources
+
+    if not model:
+        raise ModelLoadError("no model given: pass --model PATH or set EDGE_YOLO_MODEL")
+    size = parse_imgsz(imgsz)
+    class_ids = parse_classes(classes)
+    if show:
+        _check_show()
+    resolved = resolve_sources(list(sources), vid_stride=vid_stride)
+    from edge_yolo.detector import Detector
+
+    detector = Detector(model, device=device, conf=conf, iou=iou, max_det=max_det, classes=class_ids, imgsz=size)
+    out_dir = output
+    if out_dir is None:
+        from edge_yolo.sinks import next_run_dir
+
+        out_dir = next_run_dir()
+    run = DetectRun(detector, resolved, out_dir, save_media=not no_save, save_json=save_json, save_txt=save_txt,
+                    show=show, line_width=line_width, labels=not hide_labels, confidence=not hide_conf, quiet=quiet)
+    code = run.execute()
+    if code:
+        sys.exit(code)
+
+
+class DetectRun:
+    """One `detect` invocation: pipeline → draw → per-source outputs, with progress and summary."""
+
+    def __init__(self, detector: Any, sources: list[Any], out_dir: Path, save_media: bool, save_json: bool,
+                 save_txt: bool, show: bool, line_width: int | None, labels: bool, confidence: bool,
+                 quiet: bool) -> None:
+        from edge_yolo.summary import RunStats
+
+        self.detector = detector
+        self.sources = sources
+        self.out_dir = out_dir
+        self.save_media, self.save_json, self.save_txt, self.show = save_media, save_json, save_txt, show
+        self.draw_kw = {"line_width": line_width, "labels": labels, "confidence": confidence}
+        self.quiet = quiet
+        self.stats = RunStats()
+        self.outputs: dict[int, Any] = {}
+
+    def _outputs_for(self, index: int) -> Any:
+        from edge_yolo.sinks import SourceOutputs
+
+        if index not in self.outputs:
+            self.outputs[index] = SourceOutputs(
+                self.out_dir, self.sources[index], self.save_media, self.save_json, self.save_txt,
+                on_encoded=lambda s: self.stats.add("encode", s))
+        return self.outputs[index]
+
+    def _close_outputs(self, keep: Callable[[int], bool] = lambda i: False) -> None:
+        errors = []
+        for index in [i for i in self.outputs if not keep(i)]:
+            try:
+                self.outputs.pop(index).close()
+            except EdgeYoloError as exc:
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+    def execute(self) -> int:
+        """Run to the end (or the first stop signal); returns the exit code."""
+        from edge_yolo.annotate import draw_detections
+        from edge_yolo.pipeline import Pipeline
+        from edge_yolo.progress import Progress
+
+        lengths = [s.length for s in self.sources]
+        total = None if any(n is None for n in lengths) else sum(lengths)
+        progress = Progress(total, enabled=not self.quiet)
+        draw = self.save_media or self.show
+        pipeline = Pipeline(self.detector, self.sources, stats=self.stats)
+        last_finite: int | None = None
+        stopped = False
+        try:
+            with StopSignal() as stop:
+                for frame, detections in pipeline:
+                    source = self.sources[frame.source_index]
+                    if not source.live and last_finite is not None and last_finite != frame.source_index:
+                        self._close_outputs(keep=lambda i: i != last_finite)
+                    if not source.live:
+                        last_finite = frame.source_index
+                    t0 = time.perf_counter()
+                    annotated = draw_detections(frame.image, detections, **self.draw_kw) if draw else None
+                    t1 = time.perf_counter()
+                    self._outputs_for(frame.source_index).write(frame, detections, annotated)
+                    t2 = time.perf_counter()
+                    self.stats.add("draw", t1 - t0)
+                    self.stats.add("write", t2 - t1)
+                    progress.update()
+                    if self.show and not _show(source.name, annotated):
+                        break
+                    if stop.event.is_set():
+                        stopped = True
+                        break
+        finally:
+            pipeline.close()
+            progress.close()
+            self._close_outputs()
+        return self._report(stop if stopped else None)
+
+    def _report(self, stop: StopSignal | None) -> int:
+        written = self.stats.frames
+        if stop is not None:
+            log.warning("interrupted after %d frames; outputs in %s are complete up to there", written, self.out_dir)
+        if written == 0 and stop is None:
+            raise SourceError("no frame could be read from the given sources")
+        if not self.quiet:
+            click.echo(self.stats.format(self.detector.backend_info.describe()), err=True)
+            if self.out_dir.exists():
+                click.echo(f"results saved to {self.out_dir}", err=True)
+        return stop.exit_code if stop is not None else 0
