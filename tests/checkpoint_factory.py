@@ -25,7 +25,7 @@ _PACKAGES = ("ultralytics", "ultralytics.nn", "ultralytics.nn.modules", "ultraly
              "ultralytics.nn.modules.block", "ultralytics.nn.modules.head", "ultralytics.nn.tasks")
 
 
-def _forward_fuse(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def forward_fuse(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return self.conv(x)
 
 
@@ -39,7 +39,7 @@ def fake_ultralytics() -> Iterator[dict[str, type]]:
     def make(name: str) -> type:
         if name not in classes:
             home = _HOMES.get(name, "ultralytics.nn.modules.block")
-            cls = type(name, (nn.Module,), {"__module__": home, "__qualname__": name, "forward_fuse": _forward_fuse})
+            cls = type(name, (nn.Module,), {"__module__": home, "__qualname__": name, "forward_fuse": forward_fuse})
             setattr(mods[home], name, cls)
             classes[name] = cls
         return classes[name]
