@@ -36,7 +36,7 @@ def exported_onnx(checkpoint: Path, imgsz: tuple[int, int] | None) -> Path:
     if onnx_path.exists() and onnx_path.stat().st_mtime >= checkpoint.stat().st_mtime:
         return onnx_path
     try:
-        from converters import export_onnx
+        from converters.export_onnx import export_onnx
     except ImportError as exc:
         raise ExportError(
             f"running {checkpoint.name} needs an ONNX export, which needs the export extra: "

@@ -153,8 +153,9 @@ def _openvino_interface(xml: Path) -> tuple[dict[str, Any], str, tuple[Dim, ...]
         if isinstance(loaded, dict):
             meta.update(loaded)
     for key in ("names", "imgsz", "stride", "batch", "task"):
-        if key not in meta and model.has_rt_info(["metadata", key]):
-            meta[key] = model.get_rt_info(["metadata", key]).astype(str)
+        for section in ("model_info", "metadata"):  # ours writes every prop under model_info
+            if key not in meta and model.has_rt_info([section, key]):
+                meta[key] = model.get_rt_info([section, key]).astype(str)
     if "names" not in meta and model.has_rt_info(["model_info", "labels"]):
         meta["names"] = model.get_rt_info(["model_info", "labels"]).astype(str)
     if not model.inputs or not model.outputs:

@@ -1,0 +1,130 @@
+"""Detector end to end on the trained shapes model: detections equal Ultralytics' reference
+(≥ 99% matched both ways: same class, IoU ≥ 0.99, |Δconf| ≤ 1e-3) on fp32 backends, for
+Ultralytics' exports and ours, plus the input kinds, batch/dynamic models and .pt handling."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge_yolo import Detections, Detector
+from edge_yolo.errors import SourceError, UnsupportedModelError
+
+NAMES = {0: "circle", 1: "square", 2: "triangle"}
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.clip(rb - lt, 0, None).prod(2)
+    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa: E731
+    return inter / (area(a)[:, None] + area(b)[None] - inter)
+
+
+def match_counts(dets: Detections, ref: dict, iou: float = 0.99, dconf: float = 1e-3) -> tuple[int, int]:
+    """(our detections matched, reference detections matched) for one image."""
+    rb = np.asarray(ref["xyxy"], np.float32).reshape(-1, 4)
+    if not len(dets) or not len(rb):
+        return 0, 0
+    ok = (
+        (box_iou(dets.xyxy, rb) >= iou)
+        & (dets.class_id[:, None] == np.asarray(ref["cls"])[None])
+        & (np.abs(dets.confidence[:, None] - np.asarray(ref["conf"])[None]) <= dconf)
+    )
+    return int(ok.any(1).sum()), int(ok.any(0).sum())
+
+
+def assert_parity(results: dict[str, Detections], reference: dict, min_ref: int = 200, **tol: float) -> None:
+    ours = theirs = n_ours = n_ref = 0
+    for name, dets in results.items():
+        a, b = match_counts(dets, reference["images"][name], **tol)
+        ours, theirs = ours + a, theirs + b
+        n_ours, n_ref = n_ours + len(dets), n_ref + len(reference["images"][name]["cls"])
+    assert n_ref >= min_ref
+    assert ours >= 0.99 * n_ours, f"only {ours}/{n_ours} of our detections match the reference"
+    assert theirs >= 0.99 * n_ref, f"only {theirs}/{n_ref} reference detections are found"
+
+
+def run(detector: Detector, images: list[Path]) -> dict[str, Detections]:
+    return dict(zip((p.name for p in images), detector(images)))
+
+
+@pytest.mark.parametrize(
+    ("model", "device"),
+    [
+        ("ul_onnx", "onnxruntime-cpu"),
+        ("ul_onnx", "openvino"),          # OpenVINO reading the ONNX directly
+        ("ul_openvino", "openvino"),
+        ("our_onnx", "onnxruntime-cpu"),
+        ("our_openvino", "openvino"),
+    ],
+)
+def test_reference_parity(model: str, device: str, request: pytest.FixtureRequest,
+                          val_images: list[Path], reference_square: dict) -> None:
+    detector = Detector(request.getfixturevalue(model), device=device, precision="f32")
+    assert detector.names == NAMES and detector.imgsz == (640, 640)
+    assert detector.backend_info.precision == "f32"
+    assert_parity(run(detector, val_images), reference_square)
+
+
+@pytest.fixture(scope="module")
+def ort_detector(ul_onnx: Path) -> Detector:
+    return Detector(ul_onnx, device="cpu")
+
+
+def test_input_kinds(ort_detector: Detector, val_images: list[Path]) -> None:
+    path = val_images[0]
+    image = cv2.imread(str(path))
+    from_path, from_str, from_array = ort_detector(path), ort_detector(str(path)), ort_detector(image)
+    assert len(from_array) > 0
+    for other in (from_path, from_str):
+        np.testing.assert_array_equal(other.xyxy, from_array.xyxy)
+    bgra = ort_detector(cv2.cvtColor(image, cv2.COLOR_BGR2BGRA))
+    np.testing.assert_array_equal(bgra.xyxy, from_array.xyxy)
+    gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    from_gray = ort_detector(gray)
+    np.testing.assert_array_equal(ort_detector(gray[..., None]).xyxy, from_gray.xyxy)
+    np.testing.assert_array_equal(from_gray.xyxy, ort_detector(cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)).xyxy)
+    listed = ort_detector([image, path])
+    assert isinstance(listed, list) and len(listed) == 2
+    np.testing.assert_array_equal(listed[1].confidence, from_array.confidence)
+
+
+def test_bad_inputs(ort_detector: Detector, tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="cannot read image"):
+        ort_detector(tmp_path / "missing.jpg")
+    with pytest.raises(SourceError, match="image array or an image path"):
+        ort_detector([42])
+    with pytest.raises(UnsupportedModelError, match="fixed 640x640 input"):
+        Detector(ort_detector.model_info.path, device="cpu", imgsz=320)
+
+
+def test_video_frame_boxes_in_frame_pixels(ort_detector: Detector, video_path: Path) -> None:
+    cap = cv2.VideoCapture(str(video_path))
+    ok, frame = cap.read()
+    cap.release()
+    assert ok and frame.shape == (720, 1280, 3)
+    dets = ort_detector(frame)
+    assert len(dets) > 0
+    assert (dets.xyxy[:, [0, 2]] <= 1280).all() and (dets.xyxy[:, [1, 3]] <= 720).all()
+    assert (dets.xyxy >= 0).all() and (dets.xyxy[:, 2:] > dets.xyxy[:, :2]).all()
+
+
+def test_model_without_metadata(ul_onnx: Path, tmp_path: Path, val_images: list[Path],
+                                reference_square: dict) -> None:
+    import onnx
+
+    proto = onnx.load(ul_onnx)
+    del proto.metadata_props[:]
+    bare = tmp_path / "bare.onnx"
+    onnx.save(proto, bare)
+    detector = Detector(bare, device="cpu")
+    assert detector.names == {0: "0", 1: "1", 2: "2"} and detector.imgsz == (640, 640)
+    results = run(detector, val_images[:20])
+    assert_parity(results, reference_square, min_ref=50)
+    first = next(d for d in results.values() if len(d))
+    assert first.to_dict()["detections"][0]["class_name"] in {"0", "1", "2"}
