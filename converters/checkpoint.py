@@ -78,6 +78,16 @@ def _read_pickle(path: Path) -> Any:
     if not zipfile.is_zipfile(path):
         raise ModelLoadError(f"{path} is not a PyTorch zip checkpoint (corrupt, truncated or another format)")
     try:
+        with zipfile.ZipFile(path) as zf:
+            records = zf.namelist()
+    except (zipfile.BadZipFile, OSError) as e:
+        raise ModelLoadError(f"cannot read checkpoint {path}: {e}") from None
+    if any(r.endswith("/constants.pkl") or "/code/" in r for r in records):
+        # torch.load would hand a TorchScript archive to torch.jit.load; we never do that
+        raise UnsupportedModelError(f"{path} is a TorchScript archive, not a training checkpoint")
+    if not any(r.endswith("/data.pkl") or r == "data.pkl" for r in records):
+        raise ModelLoadError(f"{path} is a zip file but not a PyTorch checkpoint (no data.pkl)")
+    try:
         return torch.load(path, map_location="cpu", weights_only=False, pickle_module=make_pickle_module())
     except UnsafeCheckpointError:
         raise

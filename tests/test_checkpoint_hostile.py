@@ -112,6 +112,21 @@ def test_corrupt_member(tmp_path: Path) -> None:
         load_checkpoint(path)
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit is deprecated; users still have such files
+def test_torchscript_archive_refused(tmp_path: Path) -> None:
+    """torch.load would pass a TorchScript zip to torch.jit.load; we refuse it instead."""
+    torch.jit.save(torch.jit.script(torch.nn.ReLU()), tmp_path / "scripted.pt")
+    with pytest.raises(UnsupportedModelError, match="TorchScript"):
+        load_checkpoint(tmp_path / "scripted.pt")
+
+
+def test_other_zip_refused(tmp_path: Path) -> None:
+    with zipfile.ZipFile(tmp_path / "other.pt", "w") as zf:
+        zf.writestr("readme.txt", "hello")
+    with pytest.raises(ModelLoadError, match="no data.pkl"):
+        load_checkpoint(tmp_path / "other.pt")
+
+
 def test_random_bytes(tmp_path: Path) -> None:
     path = tmp_path / "random.pt"
     path.write_bytes(os.urandom(4096))
