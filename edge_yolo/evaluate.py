@@ -21,7 +21,6 @@ import numpy as np
 
 from .dataset import Dataset, load_dataset
 from .detections import Detections
-from .errors import BackendUnavailableError
 
 VAL_CONF = 0.001
 VAL_IOU = 0.7
@@ -97,7 +96,7 @@ def coco_evaluate(ground_truth: dict, results: list[dict], names: dict[int, str]
         gt = COCO()
         gt.dataset = {"info": {}, **ground_truth}
         gt.createIndex()
-        dt = gt.loadRes(results)
+        dt = gt.loadRes([dict(r) for r in results])   # loadRes adds keys to the records it gets
         ev = COCOeval(gt, dt, "bbox")
         ev.evaluate()
         ev.accumulate()
@@ -169,12 +168,15 @@ def _best_f1_precision_recall(ev: Any, n_cats: int) -> tuple[float, float, float
             float(thresholds[best]), precision[:, best], recall[:, best])
 
 
-def predict_dataset(detector: Any, dataset: Dataset) -> tuple[list[Detections], Speed]:
-    """Run a Detector over every image (one at a time, its three stages timed)."""
+def predict_dataset(detector: Any, dataset: Dataset, progress: bool = False) -> tuple[list[Detections], Speed]:
+    """Run a Detector over every image, one at a time, timing its three stages."""
+    from tqdm import tqdm
+
     from .preprocess import read_image
 
     detections, t_pre, t_inf, t_post = [], 0.0, 0.0, 0.0
-    for image in dataset.images:
+    # disable=None: a bar only on an interactive terminal
+    for image in tqdm(dataset.images, desc="val", unit="img", leave=False, disable=None if progress else True):
         frame = read_image(image.path)
         t0 = time.perf_counter()
         inputs, metas = detector.preprocess([frame])
@@ -195,16 +197,22 @@ def make_val_detector(model: str | Path, device: str = "auto", imgsz: int | tupl
     "auto" runs on our torch rebuild (device "torch"), which needs the export extra."""
     from .detector import Detector
 
-    if Path(model).suffix == ".pt" and device == "auto":
+    if Path(model).suffix.lower() == ".pt" and device == "auto":
         device = "torch"
-        try:
-            import torch  # noqa: F401
-        except ImportError:
-            raise BackendUnavailableError(
-                f"validating {model} needs PyTorch: pip install 'edge-yolo[export]' (or pass an exported model)"
-            ) from None
     return Detector(model, device=device, conf=conf, iou=iou, max_det=max_det, imgsz=imgsz,
                     precision=precision, multi_label=True)
+
+
+def evaluate_detector(detector: Any, dataset: Dataset, progress: bool = False) -> tuple[Metrics, list[dict]]:
+    """Metrics (with speed and model description) and COCO result records of a Detector."""
+    detections, speed = predict_dataset(detector, dataset, progress)
+    results = to_coco_results(detections)
+    metrics = coco_evaluate(dataset.to_coco(), results, dataset.names)
+    metrics.speed_ms = speed
+    info = detector.backend_info
+    metrics.model = {"backend": info.backend, "device": info.device, "precision": info.precision,
+                     "imgsz": list(detector.imgsz)}
+    return metrics, results
 
 
 def validate(model: str | Path, data: str | Path | Dataset, device: str = "auto",
@@ -214,13 +222,10 @@ def validate(model: str | Path, data: str | Path | Dataset, device: str = "auto"
     loaded Dataset) following Ultralytics' val protocol; returns the metrics and the COCO
     result records. imgsz 640 square letterbox by default for every model format."""
     detector = make_val_detector(model, device, imgsz, conf, iou, max_det, precision)
-    dataset = data if isinstance(data, Dataset) else load_dataset(data, names=detector.names)
-    detections, speed = predict_dataset(detector, dataset)
-    results = to_coco_results(detections)
-    metrics = coco_evaluate(dataset.to_coco(), results, dataset.names)
-    metrics.speed_ms = speed
-    info = detector.backend_info
-    metrics.model = {"path": str(model), "backend": info.backend, "device": info.device,
-                     "precision": info.precision, "imgsz": list(detector.imgsz)}
-    detector.backend.close()
+    try:
+        dataset = data if isinstance(data, Dataset) else load_dataset(data, names=detector.names)
+        metrics, results = evaluate_detector(detector, dataset)
+    finally:
+        detector.backend.close()
+    metrics.model["path"] = str(model)
     return metrics, results

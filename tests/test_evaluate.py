@@ -81,3 +81,43 @@ def test_no_predictions_gives_zero_metrics(dataset: Dataset) -> None:
     m = coco_evaluate(dataset.to_coco(), [], NAMES)
     assert (m.map50_95, m.map50, m.precision, m.recall, m.n_predictions) == (0.0, 0.0, 0.0, 0.0, 0)
     assert m.per_class["circle"] == {"ap50_95": 0.0, "ap50": 0.0, "precision": 0.0, "recall": 0.0, "n_gt": 81}
+
+
+# --- the val protocol on real models -------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def ul_onnx_run(ul_onnx: Path, dataset: Dataset):
+    from edge_yolo.evaluate import validate
+
+    return validate(ul_onnx, dataset, device="cpu")
+
+
+def test_ultralytics_onnx_matches_ultralytics_val_reference(ul_onnx_run) -> None:
+    """ORT CPU FP32, square 640 letterbox, multi-label NMS at conf 0.001: pycocotools on
+    Ultralytics' own val predictions gave 0.32405 (18735 predictions)."""
+    metrics, results = ul_onnx_run
+    ref = REFERENCE["pycocotools_ul_val"]
+    assert metrics.model["backend"] == "onnxruntime" and metrics.model["precision"] == "f32"
+    assert metrics.map50_95 == pytest.approx(ref["map50_95"], abs=0.002)
+    assert metrics.map50 == pytest.approx(ref["map50"], abs=0.002)
+    assert abs(len(results) - ref["n_predictions"]) <= 0.01 * ref["n_predictions"]
+    s = metrics.speed_ms
+    assert s.preprocess > 0 and s.inference > 0 and s.postprocess > 0
+
+
+def test_fp32_backends_and_torch_rebuild_agree(ul_onnx_run, our_onnx: Path, our_openvino: Path,
+                                              shapes_pt: Path, dataset: Dataset) -> None:
+    """Our FP32 ONNX on ORT, our OpenVINO IR at f32 and the .pt on our torch rebuild give the
+    same mAP50-95 within 0.005 (and the same as Ultralytics' ONNX)."""
+    from edge_yolo.evaluate import validate
+
+    runs = {
+        "ul_onnx": ul_onnx_run[0],
+        "onnx": validate(our_onnx, dataset, device="cpu")[0],
+        "openvino_f32": validate(our_openvino, dataset, device="openvino", precision="f32")[0],
+        "torch": validate(shapes_pt, dataset)[0],
+    }
+    assert runs["openvino_f32"].model["precision"] == "f32"
+    assert runs["torch"].model["backend"] == "torch"
+    maps = {k: m.map50_95 for k, m in runs.items()}
+    assert max(maps.values()) - min(maps.values()) <= 0.005, maps
