@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import BackendUnavailableError, ModelLoadError
+from ..modelinfo import openvino_xml
 from .base import BackendInfo, InputSpec, ResultCallback
 from .cache import keyed_dir
 
@@ -83,7 +84,7 @@ class OpenVinoBackend:
     """One model compiled by OpenVINO.
 
     Args:
-        path: an IR .xml or an .onnx file (OpenVINO reads ONNX directly).
+        path: an IR .xml or its directory, or an .onnx file (OpenVINO reads ONNX directly).
         device: "CPU", "GPU", "GPU.1", "AUTO", ...
         precision: "auto" (the device's default: bf16 on AMX CPUs, f16 on GPUs), or
             "f32"/"f16"/"bf16" via INFERENCE_PRECISION_HINT.
@@ -94,7 +95,7 @@ class OpenVinoBackend:
     def __init__(self, path: str | Path, device: str = "CPU", precision: str = "auto",
                  imgsz: tuple[int, int] | None = None, batch: int | None = None) -> None:
         ov = _ov()
-        path = Path(path)
+        path = openvino_xml(Path(path))
         if precision != "auto" and precision not in PRECISIONS:
             raise BackendUnavailableError(f"openvino precision must be auto, f32, f16 or bf16, not {precision}")
         self._core = ov.Core()
