@@ -1,0 +1,150 @@
+"""Export our YOLOv12 rebuild to ONNX, Ultralytics-compatible, and verify it against torch.
+
+Choices:
+- Opset 17 by default: the newest opset TensorRT 8.6 (JetPack 5/6) and every OpenVINO and
+  ONNX Runtime release we support parse fully; the graph uses nothing newer (18 only turns
+  some attributes into inputs). `--opset` overrides it.
+- The legacy TorchScript exporter (`dynamo=False`), as Ultralytics uses: it traces the
+  attention reshapes into a plain static graph that onnxslim folds cleanly.
+- FP16 (`half=True`) traces the half-precision model, so weights, input `images` and output
+  `output0` are float16, like Ultralytics' GPU export: the runtime must feed float16.
+  Default file name `<stem>_fp16.onnx` so it never overwrites the FP32 `<stem>.onnx`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from edge_yolo.errors import ExportError
+
+from converters.export_common import (
+    check_batch,
+    default_output,
+    export_model,
+    note,
+    resolve_checkpoint,
+    resolve_imgsz,
+    step,
+)
+from converters.metadata import build_metadata, onnx_props
+
+if TYPE_CHECKING:
+    from converters.checkpoint import LoadedCheckpoint
+
+DEFAULT_OPSET = 17
+MIN_OPSET = 11
+
+
+def export_onnx(
+    checkpoint: str | Path | LoadedCheckpoint,
+    output: str | Path | None = None,
+    imgsz: int | tuple[int, int] | None = None,
+    half: bool = False,
+    dynamic: bool = False,
+    batch: int = 1,
+    opset: int | None = None,
+    simplify: bool = True,
+    verify: bool = True,
+) -> Path:
+    """Export a checkpoint to ONNX and return the .onnx path.
+
+    Input `images` (B,3,H,W) RGB 0..1, output `output0` (B,4+nc,A) xywh in input pixels plus
+    sigmoid class scores; BN folded; Ultralytics' metadata_props plus ours. `dynamic` makes
+    batch, height and width dynamic; `half` gives float16 weights and I/O. With `verify` the
+    exported model is run on ONNX Runtime's CPU EP against the torch model: FP32 must match to
+    max |Δ| ≤ 1e-3, FP16 must agree on detections; ExportError otherwise.
+    """
+    import onnx
+
+    loaded = resolve_checkpoint(checkpoint)
+    hw = resolve_imgsz(imgsz, loaded.imgsz)
+    batch = check_batch(batch)
+    opset = DEFAULT_OPSET if opset is None else int(opset)
+    max_opset = onnx.defs.onnx_opset_version()
+    if not MIN_OPSET <= opset <= max_opset:
+        raise ExportError(f"opset must be between {MIN_OPSET} and {max_opset}, got {opset}.")
+    path = Path(output) if output is not None else default_output(
+        loaded.source, "_fp16.onnx" if half else ".onnx")
+    if path.suffix.lower() != ".onnx":
+        raise ExportError(f"the ONNX output must be a .onnx file, got {path}.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    precision = "fp16" if half else "fp32"
+    proto = onnx_graph(loaded, hw, batch, half, dynamic, opset, simplify)
+    args = {"batch": batch, "half": half, "dynamic": dynamic, "simplify": simplify, "opset": opset}
+    meta = build_metadata(loaded, hw, batch, precision, args)
+    for key, value in onnx_props(meta).items():
+        proto.metadata_props.add(key=key, value=value)
+    try:
+        onnx.checker.check_model(proto)
+    except onnx.checker.ValidationError as exc:
+        raise ExportError(f"the exported ONNX graph is invalid: {exc}") from exc
+    onnx.save(proto, str(path))
+    note(f"saved {path} ({path.stat().st_size / 1e6:.1f} MB)")
+
+    if verify:
+        from converters.verify import (
+            FP16_MIN_AGREEMENT,
+            onnx_runner,
+            torch_runner,
+            verify_fp32,
+            verify_reduced,
+        )
+
+        with step("verification on ONNX Runtime CPU"):
+            reference, candidate = torch_runner(loaded.model), onnx_runner(path)
+            if half:
+                verify_reduced(reference, candidate, hw, batch, "FP16", FP16_MIN_AGREEMENT)
+            else:
+                verify_fp32(reference, candidate, hw, batch)
+    return path
+
+
+def onnx_graph(loaded: LoadedCheckpoint, hw: tuple[int, int], batch: int, half: bool, dynamic: bool,
+               opset: int = DEFAULT_OPSET, simplify: bool = True):  # noqa: ANN201 - onnx.ModelProto
+    """The traced (and simplified) ONNX graph of the fused model, without metadata."""
+    with step(f"traced to ONNX opset {opset}, {'fp16' if half else 'fp32'}, "
+              f"{'dynamic' if dynamic else f'{batch}x3x{hw[0]}x{hw[1]}'}"):
+        proto = _trace(loaded, hw, batch, half, dynamic, opset)
+    if simplify:
+        with step("simplified with onnxslim"):
+            proto = _slim(proto)
+    return proto
+
+
+def _trace(loaded: LoadedCheckpoint, hw: tuple[int, int], batch: int, half: bool, dynamic: bool,
+           opset: int):  # noqa: ANN202 - onnx.ModelProto, onnx imported lazily
+    import io
+
+    import onnx
+    import torch
+
+    model = export_model(loaded)
+    dtype = torch.float16 if half else torch.float32
+    model = model.to(dtype)
+    dummy = torch.zeros(batch, 3, *hw, dtype=dtype)
+    axes = {"images": {0: "batch", 2: "height", 3: "width"}, "output0": {0: "batch", 2: "anchors"}}
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        # The legacy exporter announces its own deprecation and tracer notes on every call.
+        warnings.simplefilter("ignore")
+        try:
+            torch.onnx.export(
+                model, (dummy,), buffer, dynamo=False, opset_version=opset, do_constant_folding=True,
+                input_names=["images"], output_names=["output0"],
+                dynamic_axes=axes if dynamic else None,
+            )
+        except Exception as exc:  # noqa: BLE001 - any tracer failure is an export failure
+            raise ExportError(f"torch.onnx.export failed: {type(exc).__name__}: {exc}") from exc
+    return onnx.load_from_string(buffer.getvalue())
+
+
+def _slim(proto):  # noqa: ANN001, ANN202 - onnx.ModelProto
+    import onnxslim
+
+    try:
+        return onnxslim.slim(proto)
+    except Exception as exc:  # noqa: BLE001 - onnxslim raises assorted errors
+        raise ExportError(f"onnxslim failed to simplify the graph: {exc} (try --no-simplify)") from exc

@@ -1,0 +1,139 @@
+"""Export our YOLOv12 rebuild to an OpenVINO IR directory, Ultralytics-compatible, and verify it.
+
+Conversion goes through our own simplified ONNX graph (`ov.convert_model` on it) rather than
+OpenVINO's PyTorch frontend, which Ultralytics uses: measured here on yolo12n at 640 it
+converts in 1.7 s instead of 52 s (2 busy cores), OpenVINO fuses each area attention into one
+ScaledDotProductAttention op, and the parity is the same (max |Δ| 7.9e-4 against torch, of
+which 4.3e-4 is BN folding). Op names then follow the ONNX ones (`/model.21/Sigmoid`).
+Layout: `<dir>/<stem>.xml`, `<stem>.bin`, `metadata.yaml`; metadata also in rt_info
+`model_info`. Input `images`, output `output0`, float32 I/O in every precision.
+Default directories (next to the checkpoint): `<stem>_openvino_model/` (FP32),
+`<stem>_fp16_openvino_model/` (FP16 weights) and `<stem>_int8_openvino_model/` (INT8).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from edge_yolo.errors import ExportError
+
+from converters.export_common import (
+    check_batch,
+    default_output,
+    export_model,
+    note,
+    resolve_checkpoint,
+    resolve_imgsz,
+    step,
+)
+from converters.metadata import build_metadata, openvino_rt_info, write_metadata_yaml
+
+if TYPE_CHECKING:
+    import openvino as ov
+
+    from converters.checkpoint import LoadedCheckpoint
+
+
+def export_openvino(
+    checkpoint: str | Path | LoadedCheckpoint,
+    output: str | Path | None = None,
+    imgsz: int | tuple[int, int] | None = None,
+    half: bool = False,
+    dynamic: bool = False,
+    batch: int = 1,
+    int8: bool = False,
+    data: str | Path | None = None,
+    verify: bool = True,
+    fraction: float = 1.0,
+    int8_scope: str = "auto",
+) -> Path:
+    """Export a checkpoint to an OpenVINO IR directory and return the directory.
+
+    FP32 weights by default, FP16 with `half`, INT8 (NNCF post-training quantization on the
+    images of `data`, a directory or a YOLO data.yaml; `fraction` of them) with `int8`;
+    `int8_scope` picks what stays in float ("head", "head+attention" or "auto": both are
+    tried and the one whose detections agree best with FP32 is kept). `dynamic` makes batch,
+    height and width dynamic. With `verify` the IR is run on OpenVINO's CPU with f32 inference
+    precision against the torch model: FP32 must match to max |Δ| ≤ 1e-3; FP16 and INT8 are
+    compared by detections. ExportError when a check fails.
+    """
+    import openvino as ov
+
+    from converters.quantize import SCOPES
+
+    loaded = resolve_checkpoint(checkpoint)
+    hw = resolve_imgsz(imgsz, loaded.imgsz)
+    batch = check_batch(batch)
+    if int8 and half:
+        raise ExportError("choose one of --half and --int8, not both.")
+    if int8 and data is None:
+        raise ExportError("INT8 export needs calibration images: pass data (a directory of images or a data.yaml).")
+    if int8_scope != "auto" and int8_scope not in SCOPES:
+        raise ExportError(f"int8_scope must be 'auto' or one of {', '.join(SCOPES)}, got {int8_scope!r}.")
+    precision = "int8" if int8 else "fp16" if half else "fp32"
+    suffix = {"fp32": "_openvino_model", "fp16": "_fp16_openvino_model", "int8": "_int8_openvino_model"}
+    directory = Path(output) if output is not None else default_output(loaded.source, suffix[precision])
+    if directory.suffix.lower() in {".xml", ".onnx", ".bin"}:
+        raise ExportError(f"the OpenVINO output is a directory (e.g. {loaded.source.stem}_openvino_model), got {directory}.")
+    calibration = None
+    if int8:
+        from converters.quantize import calibration_images
+
+        calibration = calibration_images(data, fraction)
+
+    model = _convert(loaded, hw, batch, dynamic)
+    if int8:
+        from converters.quantize import quantize_int8
+
+        model = quantize_int8(model, loaded, calibration, hw, batch, int8_scope)
+
+    args = {"batch": batch, "half": half, "int8": int8, "dynamic": dynamic,
+            "data": None if data is None else str(data), "fraction": fraction}
+    meta = build_metadata(loaded, hw, batch, precision, args)
+    for key, value in openvino_rt_info(meta).items():
+        model.set_rt_info(value, ["model_info", key])
+    directory.mkdir(parents=True, exist_ok=True)
+    xml = directory / f"{loaded.source.stem}.xml"
+    ov.save_model(model, str(xml), compress_to_fp16=half)
+    write_metadata_yaml(meta, directory / "metadata.yaml")
+    size = sum(p.stat().st_size for p in directory.iterdir()) / 1e6
+    note(f"saved {directory}/ ({precision}, {size:.1f} MB)")
+
+    if verify:
+        from converters.verify import (
+            FP16_MIN_AGREEMENT,
+            INT8_MIN_AGREEMENT,
+            openvino_runner,
+            torch_runner,
+            verify_fp32,
+            verify_reduced,
+        )
+
+        with step("verification on OpenVINO CPU (f32 inference precision)"):
+            reference, candidate = torch_runner(loaded.model), openvino_runner(xml)
+            if int8:
+                verify_reduced(reference, candidate, hw, batch, "INT8", INT8_MIN_AGREEMENT, calibration)
+            elif half:
+                verify_reduced(reference, candidate, hw, batch, "FP16", FP16_MIN_AGREEMENT)
+            else:
+                verify_fp32(reference, candidate, hw, batch)
+    return directory
+
+
+def _convert(loaded: LoadedCheckpoint, hw: tuple[int, int], batch: int, dynamic: bool) -> ov.Model:
+    import tempfile
+
+    import onnx
+    import openvino as ov
+
+    from converters.export_onnx import onnx_graph
+
+    proto = onnx_graph(loaded, hw, batch, half=False, dynamic=dynamic)
+    with tempfile.TemporaryDirectory() as tmp, step("converted ONNX to OpenVINO"):
+        path = Path(tmp) / "model.onnx"
+        onnx.save(proto, str(path))
+        try:
+            return ov.convert_model(path)
+        except Exception as exc:  # noqa: BLE001 - any frontend failure is an export failure
+            raise ExportError(f"OpenVINO conversion failed: {type(exc).__name__}: {exc}") from exc
