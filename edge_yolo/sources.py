@@ -268,10 +268,12 @@ class LiveSource(Source):
         self.reconnect_count = 0
         self._capture: Capture | None = None
 
-    def _connect(self) -> Capture | None:
-        """Open the capture, retrying with back-off; None when every attempt failed."""
+    def _connect(self, attempts: int) -> Capture | None:
+        """Open the capture, up to `attempts` times with back-off; None when every attempt failed."""
         delay = self.backoff
-        for attempt in range(self.reconnects + 1):
+        for attempt in range(attempts):
+            if attempt and self.stop.wait(delay):
+                return None
             if self.stop.is_set():
                 return None
             capture = self.opener(self.target)
@@ -281,13 +283,11 @@ class LiveSource(Source):
                 self.fps = fps if fps and 0 < fps < 1000 else self.fps
                 return capture
             capture.release()
-            if attempt < self.reconnects and self.stop.wait(delay):
-                return None
             delay = min(delay * 2, self.max_backoff)
         return None
 
     def __iter__(self) -> Iterator[Frame]:
-        capture = self._connect()
+        capture = self._connect(1 + self.reconnects)
         if capture is None:
             self._capture = None
             if not self.stop.is_set():
@@ -303,7 +303,7 @@ class LiveSource(Source):
                     capture.release()
                     self.reconnect_count += 1
                     log.debug("%s %s dropped; reconnecting", self.kind, self.target)
-                    capture = self._connect()
+                    capture = self._connect(self.reconnects)
                     self._capture = capture
                     if capture is None:
                         if not self.stop.is_set():

@@ -133,7 +133,9 @@ def command(sources: tuple[str, ...], model: str | None, device: str, conf: floa
     resolved = resolve_sources(list(sources), vid_stride=vid_stride)
     from edge_yolo.detector import Detector
 
-    detector = Detector(model, device=device, conf=conf, iou=iou, max_det=max_det, classes=class_ids, imgsz=size)
+    # ORT's CPU workers spin while idle and lose badly to our decode/encode threads; see DESIGN.md.
+    detector = Detector(model, device=device, conf=conf, iou=iou, max_det=max_det, classes=class_ids, imgsz=size,
+                        backend_options={"spinning": False})
     out_dir = output
     if out_dir is None:
         from edge_yolo.sinks import next_run_dir
