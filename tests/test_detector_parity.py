@@ -128,3 +128,77 @@ def test_model_without_metadata(ul_onnx: Path, tmp_path: Path, val_images: list[
     assert_parity(results, reference_square, min_ref=50)
     first = next(d for d in results.values() if len(d))
     assert first.to_dict()["detections"][0]["class_name"] in {"0", "1", "2"}
+
+
+def test_fp16_model_gets_float16_input(ul_onnx: Path, tmp_path: Path, val_images: list[Path],
+                                       reference_square: dict) -> None:
+    """An ONNX with a float16 input is fed float16. FP16 accuracy itself is judged by `val`
+    (mAP, DESIGN.md); here the same objects must be found at a looser, fp16-sized tolerance."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    half = tmp_path / "half.onnx"
+    onnx.save(convert_float_to_float16(onnx.load(ul_onnx), keep_io_types=False), half)
+    detector = Detector(half, device="cpu")
+    assert detector.backend.input_spec.dtype == np.float16 and detector.backend_info.precision == "f16"
+    inputs, _ = detector.preprocess([cv2.imread(str(val_images[0]))])
+    assert inputs.dtype == np.float16
+    assert_parity(run(detector, val_images[:20]), reference_square, min_ref=50, iou=0.9, dconf=0.02)
+
+
+@pytest.fixture(scope="module")
+def batched_irs(ul_openvino: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Ultralytics' IR reshaped to a static batch of 3 and to a dynamic batch."""
+    import openvino as ov
+
+    out = {}
+    for name, batch in (("static3", 3), ("dynamic", -1)):
+        folder = tmp_path_factory.mktemp(name) / f"{name}_openvino_model"
+        folder.mkdir()
+        model = ov.Core().read_model(next(ul_openvino.glob("*.xml")))
+        model.reshape([batch, 3, 640, 640])
+        ov.save_model(model, folder / f"{name}.xml", compress_to_fp16=False)
+        shutil.copy(ul_openvino / "metadata.yaml", folder)
+        out[name] = folder
+    return out
+
+
+@pytest.mark.parametrize(("name", "batch_size"), [("static3", 3), ("dynamic", 8)])
+def test_batch_models(name: str, batch_size: int, batched_irs: dict[str, Path], ul_openvino: Path,
+                      val_images: list[Path]) -> None:
+    single = Detector(ul_openvino, device="openvino", precision="f32")
+    batched = Detector(batched_irs[name], device="openvino", precision="f32")
+    assert batched.batch_size == batch_size
+    frames = [cv2.imread(str(p)) for p in val_images[:7]]
+    inputs, metas = batched.preprocess(frames[:1])
+    assert len(metas) == 1 and inputs.shape[0] == (3 if name == "static3" else 1)   # padded to the fixed batch
+    got = batched(frames)                          # static: batches of 3, 3 and a padded 1
+    assert len(got) == 7
+    for frame, dets in zip(frames, got):
+        ref = single(frame)
+        assert len(dets) == len(ref) and (dets.class_id == ref.class_id).all()
+        np.testing.assert_allclose(dets.xyxy, ref.xyxy, atol=1e-2)
+        np.testing.assert_allclose(dets.confidence, ref.confidence, atol=1e-4)
+
+
+@pytest.fixture
+def pt_copy(shapes_pt: Path, tmp_path: Path) -> Path:
+    """The checkpoint in a scratch folder (exports are written next to it)."""
+    return Path(shutil.copy(shapes_pt, tmp_path / shapes_pt.name))
+
+
+def test_pt_on_torch_device(pt_copy: Path, val_images: list[Path], reference_square: dict) -> None:
+    detector = Detector(pt_copy, device="torch", imgsz=640)
+    assert detector.backend_info.backend == "torch" and detector.names == NAMES
+    assert_parity(run(detector, val_images[:16]), reference_square, min_ref=40)
+    assert list(pt_copy.parent.glob("*.onnx")) == []
+
+
+def test_pt_exports_onnx_once_and_reuses_it(pt_copy: Path, val_images: list[Path], reference_square: dict) -> None:
+    detector = Detector(pt_copy, device="cpu", imgsz=640)
+    onnx_path = pt_copy.with_name("yolo12n_shapes_640x640.onnx")
+    assert detector.model_info.path == onnx_path and onnx_path.exists()
+    assert_parity(run(detector, val_images[:16]), reference_square, min_ref=40)
+    stamp = onnx_path.stat().st_mtime_ns
+    assert Detector(pt_copy, device="cpu", imgsz=640).model_info.path == onnx_path
+    assert onnx_path.stat().st_mtime_ns == stamp                   # cached, not re-exported
