@@ -31,7 +31,8 @@ class VideoWriter:
     """Encode BGR frames of one size into an .mp4 in a background thread.
 
     codec "auto": libx264 (PyAV, preset veryfast, yuv420p) when possible, else OpenCV's avc1,
-    else mp4v with a one-line warning. `write()` blocks when `queue_size` frames are waiting.
+    else mp4v with a one-line warning. yuv420p needs even sides: an odd width or height is
+    padded by one replicated pixel. `write()` blocks when `queue_size` frames are waiting.
     `encode_times` holds the seconds spent per frame in the encoder thread (for the summary).
     """
 
@@ -62,8 +63,8 @@ class VideoWriter:
 
     def _open(self, codec: str) -> Any:
         w, h = self.size
-        if codec in ("auto", "libx264") and w % 2 == 0 and h % 2 == 0:
-            impl = _PyAVEncoder.create(self.path, w, h, self.fps, self.preset)
+        if codec in ("auto", "libx264"):
+            impl = _PyAVEncoder.create(self.path, w + w % 2, h + h % 2, self.fps, self.preset)
             if impl is not None:
                 self.codec = "h264"
                 return impl
@@ -127,6 +128,7 @@ class _PyAVEncoder:
         self.container = container
         self.stream = stream
         self.pts = 0
+        self.size = (stream.width, stream.height)
 
     @classmethod
     def create(cls, path: Path, width: int, height: int, fps: float, preset: str) -> "_PyAVEncoder | None":
@@ -149,6 +151,9 @@ class _PyAVEncoder:
     def write(self, image: np.ndarray) -> None:
         import av
 
+        h, w = image.shape[:2]
+        if (w, h) != self.size:
+            image = cv2.copyMakeBorder(image, 0, self.size[1] - h, 0, self.size[0] - w, cv2.BORDER_REPLICATE)
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
         frame.pts = self.pts
         self.pts += 1
