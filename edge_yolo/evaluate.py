@@ -25,6 +25,7 @@ from .detections import Detections
 VAL_CONF = 0.001
 VAL_IOU = 0.7
 VAL_MAX_DET = 300
+DEFAULT_VAL_IMGSZ = 640
 
 
 @dataclass
@@ -190,15 +191,20 @@ def predict_dataset(detector: Any, dataset: Dataset, progress: bool = False) -> 
     return detections, Speed(1e3 * t_pre / n, 1e3 * t_inf / n, 1e3 * t_post / n)
 
 
-def make_val_detector(model: str | Path, device: str = "auto", imgsz: int | tuple[int, int] | None = 640,
+def make_val_detector(model: str | Path, device: str = "auto", imgsz: int | tuple[int, int] | None = None,
                       conf: float = VAL_CONF, iou: float = VAL_IOU, max_det: int = VAL_MAX_DET,
                       precision: str = "auto") -> Any:
-    """A Detector configured for the val protocol (multi-label NMS). A `.pt` with device
-    "auto" runs on our torch rebuild (device "torch"), which needs the export extra."""
+    """A Detector configured for the val protocol (multi-label NMS). imgsz None means 640, or
+    the fixed input of a static exported model. A `.pt` with device "auto" runs on our torch
+    rebuild (device "torch"), which needs the export extra."""
     from .detector import Detector
+    from .modelinfo import read_model_info
 
-    if Path(model).suffix.lower() == ".pt" and device == "auto":
+    is_pt = Path(model).suffix.lower() == ".pt"
+    if is_pt and device == "auto":
         device = "torch"
+    if imgsz is None and (is_pt or read_model_info(model).dynamic):
+        imgsz = DEFAULT_VAL_IMGSZ
     return Detector(model, device=device, conf=conf, iou=iou, max_det=max_det, imgsz=imgsz,
                     precision=precision, multi_label=True)
 
@@ -216,11 +222,11 @@ def evaluate_detector(detector: Any, dataset: Dataset, progress: bool = False) -
 
 
 def validate(model: str | Path, data: str | Path | Dataset, device: str = "auto",
-             imgsz: int | tuple[int, int] | None = 640, conf: float = VAL_CONF, iou: float = VAL_IOU,
+             imgsz: int | tuple[int, int] | None = None, conf: float = VAL_CONF, iou: float = VAL_IOU,
              max_det: int = VAL_MAX_DET, precision: str = "auto") -> tuple[Metrics, list[dict]]:
     """mAP of `model` on the `val` split of `data` (a data.yaml, a dataset directory or a
     loaded Dataset) following Ultralytics' val protocol; returns the metrics and the COCO
-    result records. imgsz 640 square letterbox by default for every model format."""
+    result records. Square letterbox, 640 unless a static model fixes another size."""
     detector = make_val_detector(model, device, imgsz, conf, iou, max_det, precision)
     try:
         dataset = data if isinstance(data, Dataset) else load_dataset(data, names=detector.names)

@@ -63,7 +63,8 @@ def test_two_models_side_by_side_with_metrics_and_predictions(ul_onnx: Path, ul_
     assert runs[0]["map50_95"] == pytest.approx(runs[1]["map50_95"], abs=0.005) and runs[0]["map50_95"] > 0.2
     assert runs[0]["delta_map50_95"] == 0.0
     assert runs[1]["delta_map50_95"] == pytest.approx(runs[1]["map50_95"] - runs[0]["map50_95"])
-    assert payload["protocol"] == {"imgsz": 640, "conf": 0.001, "iou": 0.7, "max_det": 300,
+    assert [r["model"]["imgsz"] for r in runs] == [[640, 640], [640, 640]]
+    assert payload["protocol"] == {"conf": 0.001, "iou": 0.7, "max_det": 300,
                                    "letterbox": "square", "multi_label": True}
 
     files = sorted(tmp_path.glob("preds_*.json"))

@@ -119,5 +119,6 @@ def test_fp32_backends_and_torch_rebuild_agree(ul_onnx_run, our_onnx: Path, our_
     }
     assert runs["openvino_f32"].model["precision"] == "f32"
     assert runs["torch"].model["backend"] == "torch"
+    assert runs["torch"].model["imgsz"] == [640, 640]     # val size, not the training size (320)
     maps = {k: m.map50_95 for k, m in runs.items()}
     assert max(maps.values()) - min(maps.values()) <= 0.005, maps

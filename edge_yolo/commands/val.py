@@ -19,8 +19,8 @@ from ..evaluate import VAL_CONF, VAL_IOU, VAL_MAX_DET, Metrics
 @click.option("--device", default="auto", show_default=True,
               help="Backend/device, or a comma list: every model is evaluated on each. A .pt with "
                    "'auto' runs on our PyTorch rebuild ('torch').")
-@click.option("--imgsz", type=int, default=640, show_default=True,
-              help="Square letterbox size for every model (static models must match it).")
+@click.option("--imgsz", type=int, default=None,
+              help="Square letterbox size  [default: 640, or a static model's fixed input size]")
 @click.option("--conf", type=float, default=VAL_CONF, show_default=True, help="Confidence threshold.")
 @click.option("--iou", type=float, default=VAL_IOU, show_default=True, help="NMS IoU threshold.")
 @click.option("--max-det", type=int, default=VAL_MAX_DET, show_default=True, help="Detections kept per image.")
@@ -30,7 +30,7 @@ from ..evaluate import VAL_CONF, VAL_IOU, VAL_MAX_DET, Metrics
               help="Write the metrics of every run as JSON.")
 @click.option("--save-json", type=click.Path(dir_okay=False, path_type=Path),
               help="Write COCO-format predictions (one file per run when there are several).")
-def command(models: tuple[str, ...], data: str, device: str, imgsz: int, conf: float, iou: float,
+def command(models: tuple[str, ...], data: str, device: str, imgsz: int | None, conf: float, iou: float,
             max_det: int, precision: str, save_metrics: Path | None, save_json: Path | None) -> None:
     """Measure mAP50-95 / mAP50 / precision / recall of MODELS on the val split of --data.
 
@@ -66,7 +66,7 @@ def command(models: tuple[str, ...], data: str, device: str, imgsz: int, conf: f
     click.echo(_per_class_table([m for m, _ in runs]))
     if save_metrics:
         save_metrics.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"data": str(data), "protocol": {"imgsz": imgsz, "conf": conf, "iou": iou, "max_det": max_det,
+        payload = {"data": str(data), "protocol": {"conf": conf, "iou": iou, "max_det": max_det,
                                                    "letterbox": "square", "multi_label": True},
                    "runs": [dict(m.to_dict(), delta_map50_95=m.map50_95 - runs[0][0].map50_95) for m, _ in runs]}
         save_metrics.write_text(json.dumps(payload, indent=2))
