@@ -4,7 +4,6 @@ without executing anything from the file."""
 from __future__ import annotations
 
 import hashlib
-import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,7 @@ from torch import nn
 
 from converters.layout import detect_layout
 from converters.nn.build import YOLOv12, build_model, yaml_modules
-from converters.safe_pickle import StubModule, make_pickle_module
+from converters.safe_pickle import make_pickle_module
 from edge_yolo.errors import ModelLoadError, UnsafeCheckpointError, UnsupportedModelError
 
 
@@ -104,7 +103,7 @@ def _model_entry(ckpt: Any) -> tuple[dict[str, torch.Tensor], dict | None, Any, 
         if "imgsz" in top:
             args["imgsz"] = top["imgsz"]
         return dict(top["state_dict"]), top.get("yaml"), top.get("names"), args
-    model = top.get("ema") or top.get("model")
+    model = top.get("ema") if top.get("ema") is not None else top.get("model")
     if model is None:
         raise UnsupportedModelError("checkpoint holds no model: neither 'ema' nor 'model' nor 'state_dict' is set")
     if not isinstance(model, nn.Module):

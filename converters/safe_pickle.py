@@ -5,7 +5,6 @@ maps every `ultralytics.*` class to an inert stub, so nothing in the file is eve
 from __future__ import annotations
 
 import collections
-import copyreg
 import pathlib
 import pickle
 import types
