@@ -73,3 +73,43 @@ def our_openvino(export_dir: Path, shapes_pt: Path) -> Path:
     from converters import export_openvino
 
     return export_openvino(shapes_pt, output=export_dir / "yolo12n_shapes_openvino_model", imgsz=640)
+
+
+@pytest.fixture(scope="session")
+def reference_video() -> list[dict]:
+    """Ultralytics predict on video.mp4 with ul_onnx (conf 0.25): per frame xyxy, conf, cls."""
+    lines = (SHAPES / "reference_video_onnx.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def _matched(a: dict, b: dict, iou_min: float, dconf: float) -> int:
+    """How many boxes of `a` have a partner in `b`: same class, IoU >= iou_min, |dconf| <= dconf."""
+    import numpy as np
+
+    ax, bx = np.asarray(a["xyxy"], float).reshape(-1, 4), np.asarray(b["xyxy"], float).reshape(-1, 4)
+    if not len(ax) or not len(bx):
+        return 0
+    lt = np.maximum(ax[:, None, :2], bx[None, :, :2])
+    rb = np.minimum(ax[:, None, 2:], bx[None, :, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
+    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa: E731
+    iou = inter / (area(ax)[:, None] + area(bx)[None, :] - inter)
+    ok = (iou >= iou_min) & (np.asarray(a["cls"])[:, None] == np.asarray(b["cls"])[None, :])
+    ok &= np.abs(np.asarray(a["conf"])[:, None] - np.asarray(b["conf"])[None, :]) <= dconf
+    return int(ok.any(axis=1).sum())
+
+
+@pytest.fixture(scope="session")
+def match_fraction():
+    """match_fraction(ours, ref) -> (fraction of ref matched, fraction of ours matched), pooled over
+    frames; each side is a list of {"xyxy", "conf", "cls"} (DESIGN.md: IoU >= 0.99, |dconf| <= 1e-3)."""
+
+    def compute(ours: list[dict], ref: list[dict], iou_min: float = 0.99, dconf: float = 1e-3) -> tuple[float, float]:
+        assert len(ours) == len(ref)
+        n_ref = sum(len(r["cls"]) for r in ref)
+        n_ours = sum(len(o["cls"]) for o in ours)
+        got_ref = sum(_matched(r, o, iou_min, dconf) for o, r in zip(ours, ref))
+        got_ours = sum(_matched(o, r, iou_min, dconf) for o, r in zip(ours, ref))
+        return got_ref / max(n_ref, 1), got_ours / max(n_ours, 1)
+
+    return compute

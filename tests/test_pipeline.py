@@ -1,0 +1,158 @@
+"""The threaded pipeline with the real model: order, parity with the reference, bounded memory,
+clean shutdown, error propagation, dead sources among live ones."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Iterator
+
+import numpy as np
+import pytest
+
+from edge_yolo.detector import Detector
+from edge_yolo.pipeline import Pipeline, stream
+from edge_yolo.sources import Frame, ImageFiles, LiveSource, Source, VideoFile
+
+
+@pytest.fixture(scope="module")
+def ort_detector(ul_onnx: Path) -> Iterator[Detector]:
+    det = Detector(ul_onnx, device="cpu", backend_options={"spinning": False})
+    yield det
+    det.close()
+
+
+def as_ref(dets: Any) -> dict:
+    return {"xyxy": dets.xyxy.tolist(), "conf": dets.confidence.tolist(), "cls": dets.class_id.tolist()}
+
+
+def test_stream_matches_reference_and_single_calls(ort_detector: Detector, video_path: Path,
+                                                   reference_video: list[dict], match_fraction: Any) -> None:
+    results = list(ort_detector.stream(video_path, vid_stride=5))
+    indices = [frame.index for frame, _ in results]
+    assert indices == list(range(0, 150, 5))
+    ours = [as_ref(d) for _, d in results]
+    assert min(match_fraction(ours, [reference_video[i] for i in indices])) >= 0.99
+    for frame, dets in results[:5]:  # the Python call API gives the same detections
+        single = ort_detector(frame.image)
+        np.testing.assert_allclose(single.xyxy, dets.xyxy, atol=1e-4)
+        np.testing.assert_array_equal(single.class_id, dets.class_id)
+
+
+def test_openvino_async_queue_keeps_order(ul_openvino: Path, video_path: Path, reference_video: list[dict],
+                                          match_fraction: Any) -> None:
+    det = Detector(ul_openvino, device="openvino", precision="f32")
+    results = list(stream(det, video_path, vid_stride=10, jobs=4))
+    indices = [frame.index for frame, _ in results]
+    assert indices == list(range(0, 150, 10))
+    ours = [as_ref(d) for _, d in results]
+    assert min(match_fraction(ours, [reference_video[i] for i in indices])) >= 0.99
+
+
+class ShuffledQueue:
+    """Real inference, but callbacks delivered in reverse order per group of 4 submissions:
+    deterministic out-of-order completion to exercise the reorder buffer."""
+
+    def __init__(self, infer: Any, callback: Any) -> None:
+        self.infer, self.callback, self.held = infer, callback, []
+
+    def submit(self, inputs: np.ndarray, userdata: Any) -> None:
+        self.held.append((self.infer(inputs), userdata))
+        if len(self.held) == 4:
+            self.wait_all()
+
+    def wait_all(self) -> None:
+        for out, userdata in reversed(self.held):
+            self.callback(out, userdata)
+        self.held = []
+
+
+def wrapped(det: Detector, queue: Any = None, infer: Any = None) -> Any:
+    backend = SimpleNamespace(
+        infer=infer or det.backend.infer,
+        async_queue=lambda cb, jobs=None: (queue or ShuffledQueue)(infer or det.backend.infer, cb),
+    )
+    return SimpleNamespace(preprocess=det.preprocess, postprocess=det.postprocess, backend=backend)
+
+
+def test_reorder_buffer_restores_source_order(ort_detector: Detector, video_path: Path) -> None:
+    plain = {f.index: d for f, d in stream(ort_detector, video_path, vid_stride=15)}
+    shuffled = list(stream(wrapped(ort_detector), video_path, vid_stride=15))
+    assert [f.index for f, _ in shuffled] == sorted(plain)
+    for frame, dets in shuffled:
+        np.testing.assert_array_equal(dets.xyxy, plain[frame.index].xyxy)
+
+
+class Counting(Source):
+    """Wraps a source and counts frames handed to the pipeline."""
+
+    def __init__(self, inner: Source) -> None:
+        self.inner, self.name, self.kind, self.produced = inner, inner.name, inner.kind, 0
+
+    def __iter__(self) -> Iterator[Frame]:
+        for frame in self.inner:
+            self.produced += 1
+            yield frame
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_slow_consumer_keeps_memory_bounded(ort_detector: Detector, video_path: Path) -> None:
+    source = Counting(VideoFile(video_path, vid_stride=4))
+    pipe = Pipeline(ort_detector, [source], queue_size=2, jobs=1)
+    lead = 0
+    for consumed, _ in enumerate(pipe, start=1):
+        time.sleep(0.05)
+        lead = max(lead, source.produced - consumed)
+    assert consumed == 38
+    assert lead <= 1 + 2 * 2 + 2  # in flight + two bounded queues + one frame in each thread's hand
+
+
+def test_break_stops_threads_and_closes_source(ort_detector: Detector, video_path: Path) -> None:
+    source = VideoFile(video_path)
+    for i, _ in enumerate(stream(ort_detector, source)):
+        if i == 2:
+            break
+    alive = [t.name for t in threading.enumerate() if t.name.startswith(("read-", "submit"))]
+    assert alive == []
+    assert source._container is None  # released
+
+
+def test_backend_failure_reaches_the_caller(ort_detector: Detector, video_path: Path) -> None:
+    calls = []
+
+    def failing(inputs: np.ndarray) -> np.ndarray:
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("device lost")
+        return ort_detector.backend.infer(inputs)
+
+    det = wrapped(ort_detector, infer=failing)
+    with pytest.raises(RuntimeError, match="device lost"):
+        list(stream(det, video_path, vid_stride=10))
+
+
+class Closed:
+    def isOpened(self) -> bool:  # noqa: N802
+        return False
+
+    def release(self) -> None:
+        pass
+
+
+def test_dead_stream_among_several_sources(ort_detector: Detector, val_images: list[Path],
+                                           caplog: pytest.LogCaptureFixture) -> None:
+    dead = LiveSource("rtsp://gone/cam", opener=lambda t: Closed(), reconnects=1, backoff=0.01)
+    images = ImageFiles(val_images[:2], "val")
+    images.source_index = 1
+    pipe = Pipeline(ort_detector, [dead, images])
+    with caplog.at_level(logging.WARNING):
+        results = list(pipe)
+    assert [f.path.name for f, _ in results] == [p.name for p in val_images[:2]]
+    assert [s for s, _ in pipe.failed] == [dead]
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
+        "cannot open stream rtsp://gone/cam; continuing with the other sources"]
