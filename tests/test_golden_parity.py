@@ -66,3 +66,31 @@ def test_shapes_checkpoint_loads(shapes_pt: Path) -> None:
     with torch.inference_mode():
         y = ckpt.model(torch.zeros(1, 3, 320, 320))
     assert y.shape == (1, 7, 2100)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the TorchScript-based exporter, as Ultralytics uses
+def test_traces_to_dynamic_onnx(case: tuple[str, LoadedCheckpoint]) -> None:
+    """Anchors come from the real feature shapes: one dynamic-batch/H/W ONNX graph matches the
+    torch model at other sizes, including a P4 map whose height is not a multiple of the area."""
+    import io
+    import warnings
+
+    import onnxruntime as ort
+
+    _, ckpt = case
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", torch.jit.TracerWarning)
+        torch.onnx.export(ckpt.model, torch.zeros(1, 3, 320, 320), buf, dynamo=False, opset_version=17,
+                          input_names=["images"], output_names=["output0"],
+                          dynamic_axes={"images": {0: "batch", 2: "height", 3: "width"},
+                                        "output0": {0: "batch", 2: "anchors"}})
+    session = ort.InferenceSession(buf.getvalue(), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(1)
+    for shape in ((2, 3, 256, 416), (1, 3, 224, 352)):
+        x = rng.random(shape, dtype=np.float32)
+        with torch.inference_mode():
+            ref = ckpt.model(torch.from_numpy(x)).numpy()
+        out = session.run(None, {"images": x})[0]
+        assert out.shape == ref.shape
+        assert float(np.abs(out - ref).max()) <= TOLERANCE
