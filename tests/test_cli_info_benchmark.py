@@ -1,0 +1,73 @@
+"""`edge-yolo info` and `edge-yolo benchmark` on the fixture models and the bundled video."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from edge_yolo.cli import main
+
+
+def run_cli(args: list, capfd: pytest.CaptureFixture) -> tuple[int, str, str]:
+    try:
+        main([str(a) for a in args])
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capfd.readouterr()
+    return code, out, err
+
+
+def test_info_onnx_reports_model_and_auto_choice(ul_onnx: Path, capfd: pytest.CaptureFixture) -> None:
+    code, out, err = run_cli(["info", ul_onnx], capfd)
+    assert code == 0, err
+    assert "format:   onnx" in out
+    assert "input:    images (1, 3, 640, 640) float32" in out
+    assert "output:   (1, 7, 8400)" in out
+    assert "classes:  3: 0 circle, 1 square, 2 triangle" in out
+    assert "  onnxruntime: CPUExecutionProvider" in out  # the remote Azure EP is not listed
+    # No GPU here: auto skips TensorRT/CUDA with reasons and lands on OpenVINO.
+    assert "selected: openvino CPU" in out
+    assert "skipped tensorrt: onnxruntime has no TensorrtExecutionProvider" in out
+
+
+def test_info_json_for_openvino_and_a_forced_device(ul_openvino: Path, ul_onnx: Path,
+                                                    capfd: pytest.CaptureFixture) -> None:
+    code, out, _ = run_cli(["info", ul_openvino, "--json"], capfd)
+    report = json.loads(out)
+    assert code == 0
+    assert report["format"] == "openvino" and report["output"]["shape"] == [1, 7, 8400]
+    assert report["classes"] == {"0": "circle", "1": "square", "2": "triangle"}
+    assert report["selected_detail"]["backend"] == "openvino"
+    assert report["selected_detail"]["input_layout"] == "NHWC"  # u8 BGR pre-processing in the graph
+
+    code, out, _ = run_cli(["info", ul_onnx, "--device", "cpu", "--json"], capfd)
+    assert json.loads(out)["selected_detail"]["device"] == "CPUExecutionProvider"
+
+
+def test_info_errors_are_one_line(tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
+    code, _, err = run_cli(["info", tmp_path / "missing.onnx"], capfd)
+    assert code == 1 and err.strip() == f"error: model not found: {tmp_path / 'missing.onnx'}"
+
+
+def test_benchmark_every_backend_on_real_frames(tmp_path: Path, ul_onnx: Path, capfd: pytest.CaptureFixture) -> None:
+    out_json = tmp_path / "bench.json"
+    code, out, err = run_cli(["benchmark", ul_onnx, "--frames", "5", "--json", out_json], capfd)
+    assert code == 0, err
+    result = json.loads(out_json.read_text())
+    assert result["source"].endswith("examples/assets/video.mp4")
+    rows = {(r["device"], r["precision"]): r for r in result["results"]}
+    assert ("cpu", "f32") in rows and ("openvino:CPU", "f32") in rows
+    assert len(rows) == 3  # OpenVINO default precision, OpenVINO f32, ORT CPU
+    for r in rows.values():
+        assert 0 < r["latency_p50_ms"] <= r["latency_p95_ms"]
+        assert 0 < r["infer_p50_ms"] <= r["latency_p50_ms"]
+        assert r["throughput_fps"] > 0
+    assert "throughput" in out and "openvino:CPU" in out
+
+
+def test_benchmark_bad_source(tmp_path: Path, ul_onnx: Path, capfd: pytest.CaptureFixture) -> None:
+    code, _, err = run_cli(["benchmark", ul_onnx, "--source", tmp_path / "none.mp4"], capfd)
+    assert code == 1 and err.startswith("error: no such file or directory")
