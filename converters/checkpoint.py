@@ -88,8 +88,8 @@ def _read_pickle(path: Path) -> Any:
         raise ModelLoadError(f"{path} is a zip file but not a PyTorch checkpoint (no data.pkl)")
     try:
         return torch.load(path, map_location="cpu", weights_only=False, pickle_module=make_pickle_module())
-    except UnsafeCheckpointError:
-        raise
+    except UnsafeCheckpointError as e:
+        raise UnsafeCheckpointError(f"refused to load {path}: {e} (nothing in the file was run)") from None
     except Exception as e:  # zip/pickle/storage errors of a damaged file
         raise ModelLoadError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from None
 

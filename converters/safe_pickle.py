@@ -63,14 +63,14 @@ def safe_getattr(obj: Any, name: str, *default: Any) -> Any:
     if isinstance(obj, nn.Module) and name in SAFE_METHODS:
         return getattr(obj, name, *default)
     raise UnsafeCheckpointError(
-        f"checkpoint asks for attribute {name!r} of a {type(obj).__name__}, which is not allow-listed"
+        f"it asks for attribute {name!r} of a {type(obj).__name__}, which is not on the allow-list"
     )
 
 
 def safe_reconstructor(cls: type, base: type, state: Any) -> Any:
     """copyreg._reconstructor limited to plain `object` bases (protocol 0/1 pickles)."""
     if base is not object:
-        raise UnsafeCheckpointError(f"checkpoint reconstructs {cls.__name__} from {base.__name__}, not allow-listed")
+        raise UnsafeCheckpointError(f"it reconstructs {cls.__name__} from {base.__name__}, which is not on the allow-list")
     return object.__new__(cls)
 
 
@@ -163,7 +163,7 @@ def make_pickle_module() -> types.ModuleType:
                 if obj is not None:
                     return obj
             raise UnsafeCheckpointError(
-                f"checkpoint references {module}.{name}, which is not on the allow-list; refusing to load it"
+                f"it references {module}.{name}, which is not on the allow-list"
             )
 
     mod = types.ModuleType("edge_yolo_restricted_pickle")

@@ -22,7 +22,19 @@ _HOMES = {
     "SegmentationModel": "ultralytics.nn.tasks",
 }
 _PACKAGES = ("ultralytics", "ultralytics.nn", "ultralytics.nn.modules", "ultralytics.nn.modules.conv",
-             "ultralytics.nn.modules.block", "ultralytics.nn.modules.head", "ultralytics.nn.tasks")
+             "ultralytics.nn.modules.block", "ultralytics.nn.modules.head", "ultralytics.nn.tasks",
+             "ultralytics.utils", "ultralytics.utils.loss")
+
+
+class _Namespace(types.SimpleNamespace):
+    """Pickles like Ultralytics' IterableSimpleNamespace (a SimpleNamespace subclass)."""
+
+
+class _Loss:
+    """Pickles like the criterion object a mid-training EMA may carry."""
+
+    def __init__(self) -> None:
+        self.hyp = {"box": 7.5}
 
 
 def forward_fuse(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -30,7 +42,7 @@ def forward_fuse(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 @contextlib.contextmanager
-def fake_ultralytics() -> Iterator[dict[str, type]]:
+def fake_ultralytics() -> Iterator[types.SimpleNamespace]:
     """Temporarily install empty `ultralytics.*` modules whose classes are created on demand."""
     assert not any(p in sys.modules for p in _PACKAGES), "a real ultralytics is imported"
     mods = {p: types.ModuleType(p) for p in _PACKAGES}
@@ -44,9 +56,13 @@ def fake_ultralytics() -> Iterator[dict[str, type]]:
             classes[name] = cls
         return classes[name]
 
+    for cls, home, name in ((_Namespace, "ultralytics.utils", "IterableSimpleNamespace"),
+                            (_Loss, "ultralytics.utils.loss", "v8DetectionLoss")):
+        cls.__module__, cls.__qualname__ = home, name
+        setattr(mods[home], name, cls)
     sys.modules.update(mods)
     try:
-        yield types.SimpleNamespace(get=make)  # type: ignore[misc]
+        yield types.SimpleNamespace(get=make)
     finally:
         for p in _PACKAGES:
             sys.modules.pop(p, None)
@@ -57,7 +73,8 @@ def save_ultralytics_style(path: Path, model: nn.Module, yaml: dict, names: dict
                            fused_forward: bool = False, model_class: str = "DetectionModel") -> Path:
     """torch.save a trainer-style checkpoint dict whose `entry` ('model' or 'ema') is `model`
     pickled as Ultralytics classes. `fused_forward` pickles `Conv.forward = Conv.forward_fuse`
-    (a bound method: `builtins.getattr` in the pickle), as Ultralytics' fused models do."""
+    (a bound method: `builtins.getattr` in the pickle), as Ultralytics' fused models do. An `ema`
+    entry carries what a mid-training EMA does: IterableSimpleNamespace args and a criterion."""
     tree = copy.deepcopy(model.model)
     with fake_ultralytics() as fake:
         for m in tree.modules():
@@ -70,6 +87,8 @@ def save_ultralytics_style(path: Path, model: nn.Module, yaml: dict, names: dict
         top.yaml, top.names, top.nc, top.task = copy.deepcopy(yaml), dict(names), len(names), "detect"
         top.stride = torch.tensor([8.0, 16.0, 32.0])
         top.args = {"imgsz": imgsz, "task": "detect"}
+        if entry == "ema":
+            top.args, top.criterion = _Namespace(**top.args), _Loss()
         if half:
             top.half()
         other = "ema" if entry == "model" else "model"
