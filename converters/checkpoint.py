@@ -108,6 +108,9 @@ def _model_entry(ckpt: Any) -> tuple[dict[str, torch.Tensor], dict | None, Any, 
         raise UnsupportedModelError("checkpoint holds no model: neither 'ema' nor 'model' nor 'state_dict' is set")
     if not isinstance(model, nn.Module):
         raise UnsupportedModelError(f"checkpoint 'model' entry is a {type(model).__name__}, not a model")
+    inner = model._modules.get("model")
+    if "yaml" not in model.__dict__ and isinstance(inner, nn.Module) and "yaml" in inner.__dict__:
+        model = inner  # a bare torch.save(YOLO(...)): the wrapper holds the DetectionModel
     cls = type(model).__name__
     if cls in _FOREIGN_CLASSES:
         raise UnsupportedModelError(f"checkpoint is not a YOLOv12 detection model: it is {_FOREIGN_CLASSES[cls]}")

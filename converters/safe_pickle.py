@@ -127,6 +127,10 @@ def _numpy_global(module: str, name: str) -> Any | None:
     return None
 
 
+# Ultralytics packages whose classes are nn.Modules (layers, DetectionModel, the YOLO() wrapper).
+_MODULE_PACKAGES = ("ultralytics.nn.", "ultralytics.engine.model", "ultralytics.models.")
+
+
 class _StubRegistry:
     """One stub class per pickled `ultralytics.*` global, named like the original."""
 
@@ -136,7 +140,7 @@ class _StubRegistry:
     def get(self, module: str, name: str) -> type:
         key = (module, name)
         if key not in self.classes:
-            base = StubModule if module.startswith("ultralytics.nn") else StubObject
+            base = StubModule if module.startswith(_MODULE_PACKAGES) else StubObject
             self.classes[key] = type(name, (base,), {"__module__": f"edge_yolo_stub.{module}"})
         return self.classes[key]
 

@@ -19,11 +19,12 @@ _HOMES = {
     "Conv": "ultralytics.nn.modules.conv", "DWConv": "ultralytics.nn.modules.conv",
     "Concat": "ultralytics.nn.modules.conv", "Detect": "ultralytics.nn.modules.head",
     "Segment": "ultralytics.nn.modules.head", "DetectionModel": "ultralytics.nn.tasks",
-    "SegmentationModel": "ultralytics.nn.tasks",
+    "SegmentationModel": "ultralytics.nn.tasks", "YOLO": "ultralytics.models.yolo.model",
 }
 _PACKAGES = ("ultralytics", "ultralytics.nn", "ultralytics.nn.modules", "ultralytics.nn.modules.conv",
              "ultralytics.nn.modules.block", "ultralytics.nn.modules.head", "ultralytics.nn.tasks",
-             "ultralytics.utils", "ultralytics.utils.loss")
+             "ultralytics.utils", "ultralytics.utils.loss", "ultralytics.models", "ultralytics.models.yolo",
+             "ultralytics.models.yolo.model")
 
 
 class _Namespace(types.SimpleNamespace):
@@ -70,11 +71,13 @@ def fake_ultralytics() -> Iterator[types.SimpleNamespace]:
 
 def save_ultralytics_style(path: Path, model: nn.Module, yaml: dict, names: dict[int, str], *,
                            imgsz: int = 640, entry: str = "model", half: bool = True,
-                           fused_forward: bool = False, model_class: str = "DetectionModel") -> Path:
+                           fused_forward: bool = False, model_class: str = "DetectionModel",
+                           bare: str | None = None) -> Path:
     """torch.save a trainer-style checkpoint dict whose `entry` ('model' or 'ema') is `model`
     pickled as Ultralytics classes. `fused_forward` pickles `Conv.forward = Conv.forward_fuse`
     (a bound method: `builtins.getattr` in the pickle), as Ultralytics' fused models do. An `ema`
-    entry carries what a mid-training EMA does: IterableSimpleNamespace args and a criterion."""
+    entry carries what a mid-training EMA does: IterableSimpleNamespace args and a criterion.
+    `bare` saves no dict: "model" the DetectionModel itself, "wrapper" a YOLO() object holding it."""
     tree = copy.deepcopy(model.model)
     with fake_ultralytics() as fake:
         for m in tree.modules():
@@ -91,6 +94,13 @@ def save_ultralytics_style(path: Path, model: nn.Module, yaml: dict, names: dict
             top.args, top.criterion = _Namespace(**top.args), _Loss()
         if half:
             top.half()
+        if bare:
+            obj = top
+            if bare == "wrapper":
+                obj = fake.get("YOLO")()
+                obj.model, obj.task = top, "detect"
+            torch.save(obj, path)
+            return path
         other = "ema" if entry == "model" else "model"
         ckpt = {"date": "2026-01-01", "version": "8.4.190", "epoch": -1, entry: top, other: None,
                 "train_args": {"imgsz": imgsz, "epochs": 1}, "optimizer": None}

@@ -83,6 +83,16 @@ def test_ema_entry(tmp_path: Path, shapes_ckpt: LoadedCheckpoint, photo_320: tor
     np.testing.assert_array_equal(run(loaded.model, photo_320), run(shapes_ckpt.model, photo_320))
 
 
+@pytest.mark.parametrize("bare", ["model", "wrapper"])
+def test_bare_saved_model(tmp_path: Path, shapes_ckpt: LoadedCheckpoint, photo_320: torch.Tensor, bare: str) -> None:
+    """torch.save(model) or torch.save(YOLO(...)) without a checkpoint dict around it."""
+    path = save_ultralytics_style(tmp_path / "bare.pt", shapes_ckpt.model, shapes_ckpt.yaml, shapes_ckpt.names,
+                                  imgsz=320, bare=bare)
+    loaded = load_checkpoint(path)
+    assert loaded.names == shapes_ckpt.names and loaded.imgsz == (320, 320)
+    np.testing.assert_array_equal(run(loaded.model, photo_320), run(shapes_ckpt.model, photo_320))
+
+
 def roundtrip_plain(tmp_path: Path, yaml: dict, layout: str, seed: int) -> tuple[torch.nn.Module, LoadedCheckpoint]:
     torch.manual_seed(seed)
     model = randomize(build_model(yaml, layout), seed)
