@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from converters import LoadedCheckpoint, load_checkpoint
 from converters.torch_backend import TorchBackend
@@ -104,6 +105,13 @@ def test_async_queue_calls_back_in_order(backend: TorchBackend) -> None:
         np.testing.assert_array_equal(out, expected)
 
 
-def test_from_path(shapes_pt: Path) -> None:
+def test_from_path_and_fused_parity(shapes_pt: Path, loaded: LoadedCheckpoint, backend: TorchBackend) -> None:
+    """The backend runs a BN-folded copy: the caller's model stays unfused, outputs agree."""
     b = TorchBackend(shapes_pt)
     assert b.loaded.names == {0: "circle", 1: "square", 2: "triangle"}
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in loaded.model.modules())
+    x = np.random.default_rng(2).random((1, 3, 320, 320)).astype(np.float32)
+    with torch.inference_mode():
+        ref = loaded.model(torch.from_numpy(x)).numpy()
+    assert float(np.abs(b.infer(x) - ref).max()) <= 1e-3
+    assert float(np.abs(backend.infer(x) - ref).max()) <= 1e-3
