@@ -34,12 +34,8 @@ class LoadedCheckpoint:
     source: Path
 
 
-# What a foreign yaml module or model class tells the user about the file.
+# What a foreign yaml module tells the user about the file; heads first, they say the most.
 _FOREIGN_MODULES = {
-    "C2f": "YOLOv8 C2f blocks",
-    "C2PSA": "YOLO11 C2PSA blocks",
-    "C3": "YOLOv5 C3 blocks",
-    "SPPF": "an SPPF block (YOLOv5/v8/11), not YOLOv12",
     "Segment": "a segmentation head (Segment)",
     "Classify": "a classification head (Classify)",
     "Pose": "a pose head (Pose)",
@@ -47,6 +43,10 @@ _FOREIGN_MODULES = {
     "v10Detect": "a YOLOv10 head (v10Detect)",
     "RTDETRDecoder": "an RT-DETR decoder",
     "WorldDetect": "a YOLO-World head (WorldDetect)",
+    "C2PSA": "YOLO11 C2PSA blocks",
+    "C2f": "YOLOv8 C2f blocks",
+    "C3": "YOLOv5 C3 blocks",
+    "SPPF": "an SPPF block (YOLOv5/v8/11), not YOLOv12",
 }
 _FOREIGN_CLASSES = {
     "SegmentationModel": "a segmentation model (SegmentationModel)",
@@ -132,11 +132,9 @@ def _check_yaml(yaml: Any) -> dict:
     if not isinstance(yaml, dict) or "backbone" not in yaml or "head" not in yaml:
         raise UnsupportedModelError("checkpoint has no model yaml (backbone/head), so its topology is unknown")
     modules = yaml_modules(yaml)
-    for name in modules:
-        if name in _FOREIGN_MODULES:
-            raise UnsupportedModelError(
-                f"checkpoint is not a YOLOv12 detection model: its yaml has {_FOREIGN_MODULES[name]}"
-            )
+    for name, what in _FOREIGN_MODULES.items():
+        if name in modules:
+            raise UnsupportedModelError(f"checkpoint is not a YOLOv12 detection model: its yaml has {what}")
     if "A2C2f" not in modules:
         raise UnsupportedModelError("checkpoint is not a YOLOv12 model: its yaml has no A2C2f attention blocks")
     return yaml

@@ -169,6 +169,19 @@ def test_yolov8_refused(tmp_path: Path) -> None:
         load_checkpoint(path)
 
 
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda y: y["head"].__setitem__(-1, [[-1], 1, "Segment", ["nc", 32, 256]]), "segmentation head"),
+    (lambda y: y["backbone"].__setitem__(3, [-1, 2, "C2PSA", [1024]]), "YOLO11 C2PSA"),
+])
+def test_foreign_yolov8_variants_named(tmp_path: Path, change: object, message: str) -> None:
+    """The head is named before the blocks (YOLOv8-seg is 'segmentation', not 'C2f')."""
+    yaml = yolov8_yaml()
+    change(yaml)  # type: ignore[operator]
+    path = save_plain(tmp_path / "foreign.pt", {"model.0.conv.weight": torch.zeros(16, 3, 3, 3)}, yaml, {0: "a"})
+    with pytest.raises(UnsupportedModelError, match=message):
+        load_checkpoint(path)
+
+
 def test_segmentation_refused(tmp_path: Path) -> None:
     """A YOLOv12-seg style checkpoint: pickled SegmentationModel whose yaml ends in Segment."""
     yaml = stock_yaml("n")
