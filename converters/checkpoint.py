@@ -142,9 +142,10 @@ def _check_yaml(yaml: Any) -> dict:
 
 def _imgsz(args: dict) -> tuple[int, int]:
     v = args.get("imgsz", 640)
-    if isinstance(v, (list, tuple)):
-        return (int(v[0]), int(v[-1]))
-    return (int(v), int(v))
+    try:
+        return (int(v[0]), int(v[-1])) if isinstance(v, (list, tuple)) else (int(v), int(v))
+    except (TypeError, ValueError, IndexError):
+        raise UnsupportedModelError(f"checkpoint training imgsz {v!r} is not a size") from None
 
 
 def _names(names: Any, nc: int) -> dict[int, str]:
@@ -171,15 +172,13 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
     if bad or not state_dict:
         raise UnsupportedModelError(f"checkpoint state_dict is empty or holds non-tensors (e.g. {bad[:1]})")
     state_dict = {k: v.float() if v.is_floating_point() else v for k, v in state_dict.items()}
-    detected = detect_layout({k: tuple(v.shape) for k, v in state_dict.items()})
     try:
+        detected = detect_layout({k: tuple(v.shape) for k, v in state_dict.items()})
         model = build_model(yaml, detected.variant)
         model.load_state_dict(state_dict, strict=True)
     except (RuntimeError, ValueError, IndexError, KeyError, TypeError) as e:
-        first = str(e).strip().splitlines()[:2]
-        raise UnsupportedModelError(
-            f"checkpoint weights do not fit a layout-{detected.letter} YOLOv12 built from its yaml: {' '.join(first)}"
-        ) from None
+        first = " ".join(line.strip() for line in str(e).strip().splitlines()[:2])
+        raise UnsupportedModelError(f"checkpoint weights do not fit a YOLOv12 built from its yaml: {first}") from None
     model = model.float().eval().requires_grad_(False)
     nc = model.head.nc
     return LoadedCheckpoint(
