@@ -8,17 +8,18 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from converters.checkpoint import LoadedCheckpoint, load_checkpoint
-    from converters.export_onnx import export_onnx
-    from converters.export_openvino import export_openvino
 
 __all__ = ["LoadedCheckpoint", "load_checkpoint", "export_onnx", "export_openvino"]
 
 _LAZY = {
     "LoadedCheckpoint": "converters.checkpoint",
     "load_checkpoint": "converters.checkpoint",
-    "export_onnx": "converters.export_onnx",
-    "export_openvino": "converters.export_openvino",
 }
+
+# Imported eagerly (cheap: torch loads inside the functions). A lazy attribute would be shadowed
+# by the submodule of the same name as soon as anything imports `converters.export_onnx`.
+from converters.export_onnx import export_onnx  # noqa: E402
+from converters.export_openvino import export_openvino  # noqa: E402
 
 
 def __getattr__(name: str) -> Any:

@@ -30,11 +30,11 @@ def resolve_checkpoint(checkpoint: str | Path | LoadedCheckpoint) -> LoadedCheck
     return checkpoint
 
 
-def resolve_imgsz(imgsz: int | tuple[int, int] | list[int] | None, default: tuple[int, int]) -> tuple[int, int]:
-    """(h, w) from an int, a pair or None (the checkpoint's training imgsz); multiples of 32 only."""
+def resolve_imgsz(imgsz: int | tuple[int, int] | list[int] | None) -> tuple[int, int] | None:
+    """(h, w) from an int or a pair, None stays None; multiples of 32 only."""
     if imgsz is None:
-        hw = tuple(int(v) for v in default)
-    elif isinstance(imgsz, int):
+        return None
+    if isinstance(imgsz, int):
         hw = (imgsz, imgsz)
     else:
         values = [int(v) for v in imgsz]
@@ -45,7 +45,7 @@ def resolve_imgsz(imgsz: int | tuple[int, int] | list[int] | None, default: tupl
         hw = (values[0], values[1])
     if any(v <= 0 or v % STRIDE for v in hw):
         raise ExportError(f"imgsz must be positive multiples of {STRIDE}, got {hw[0]}x{hw[1]}.")
-    return hw  # type: ignore[return-value]
+    return hw
 
 
 def check_batch(batch: int) -> int:

@@ -6,8 +6,9 @@ Choices:
   some attributes into inputs). `--opset` overrides it.
 - The legacy TorchScript exporter (`dynamo=False`), as Ultralytics uses: it traces the
   attention reshapes into a plain static graph that onnxslim folds cleanly.
-- FP16 (`half=True`) traces the half-precision model, so weights, input `images` and output
-  `output0` are float16, like Ultralytics' GPU export: the runtime must feed float16.
+- FP16 (`half=True`) converts the traced FP32 graph to float16 (onnxruntime's converter,
+  `keep_io_types=False`): weights, input `images` and output `output0` are float16, like
+  Ultralytics' GPU export, so the runtime must feed float16.
   Default file name `<stem>_fp16.onnx` so it never overwrites the FP32 `<stem>.onnx`.
 """
 
@@ -58,17 +59,18 @@ def export_onnx(
     """
     import onnx
 
-    loaded = resolve_checkpoint(checkpoint)
-    hw = resolve_imgsz(imgsz, loaded.imgsz)
+    requested = resolve_imgsz(imgsz)
     batch = check_batch(batch)
     opset = DEFAULT_OPSET if opset is None else int(opset)
     max_opset = onnx.defs.onnx_opset_version()
     if not MIN_OPSET <= opset <= max_opset:
         raise ExportError(f"opset must be between {MIN_OPSET} and {max_opset}, got {opset}.")
+    if output is not None and Path(output).suffix.lower() != ".onnx":
+        raise ExportError(f"the ONNX output must be a .onnx file, got {output}.")
+    loaded = resolve_checkpoint(checkpoint)
+    hw = requested or resolve_imgsz(loaded.imgsz)
     path = Path(output) if output is not None else default_output(
         loaded.source, "_fp16.onnx" if half else ".onnx")
-    if path.suffix.lower() != ".onnx":
-        raise ExportError(f"the ONNX output must be a .onnx file, got {path}.")
     path.parent.mkdir(parents=True, exist_ok=True)
 
     precision = "fp16" if half else "fp32"
@@ -105,16 +107,18 @@ def export_onnx(
 def onnx_graph(loaded: LoadedCheckpoint, hw: tuple[int, int], batch: int, half: bool, dynamic: bool,
                opset: int = DEFAULT_OPSET, simplify: bool = True):  # noqa: ANN201 - onnx.ModelProto
     """The traced (and simplified) ONNX graph of the fused model, without metadata."""
-    with step(f"traced to ONNX opset {opset}, {'fp16' if half else 'fp32'}, "
-              f"{'dynamic' if dynamic else f'{batch}x3x{hw[0]}x{hw[1]}'}"):
-        proto = _trace(loaded, hw, batch, half, dynamic, opset)
+    with step(f"traced to ONNX opset {opset}, {'dynamic' if dynamic else f'{batch}x3x{hw[0]}x{hw[1]}'}"):
+        proto = _trace(loaded, hw, batch, dynamic, opset)
     if simplify:
         with step("simplified with onnxslim"):
             proto = _slim(proto)
+    if half:
+        with step("converted to FP16 (float16 weights, input and output)"):
+            proto = _to_fp16(proto)
     return proto
 
 
-def _trace(loaded: LoadedCheckpoint, hw: tuple[int, int], batch: int, half: bool, dynamic: bool,
+def _trace(loaded: LoadedCheckpoint, hw: tuple[int, int], batch: int, dynamic: bool,
            opset: int):  # noqa: ANN202 - onnx.ModelProto, onnx imported lazily
     import io
 
@@ -122,9 +126,7 @@ def _trace(loaded: LoadedCheckpoint, hw: tuple[int, int], batch: int, half: bool
     import torch
 
     model = export_model(loaded)
-    dtype = torch.float16 if half else torch.float32
-    model = model.to(dtype)
-    dummy = torch.zeros(batch, 3, *hw, dtype=dtype)
+    dummy = torch.zeros(batch, 3, *hw)
     axes = {"images": {0: "batch", 2: "height", 3: "width"}, "output0": {0: "batch", 2: "anchors"}}
     buffer = io.BytesIO()
     with warnings.catch_warnings():
@@ -139,6 +141,16 @@ def _trace(loaded: LoadedCheckpoint, hw: tuple[int, int], batch: int, half: bool
         except Exception as exc:  # noqa: BLE001 - any tracer failure is an export failure
             raise ExportError(f"torch.onnx.export failed: {type(exc).__name__}: {exc}") from exc
     return onnx.load_from_string(buffer.getvalue())
+
+
+def _to_fp16(proto):  # noqa: ANN001, ANN202 - onnx.ModelProto
+    # Converting the FP32 graph rather than tracing a half model: the tracer cannot build the
+    # anchors' Range op in float16, and this keeps one traced graph for every precision.
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # notes on constants clamped to the float16 range
+        return convert_float_to_float16(proto, keep_io_types=False)
 
 
 def _slim(proto):  # noqa: ANN001, ANN202 - onnx.ModelProto

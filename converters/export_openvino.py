@@ -62,8 +62,7 @@ def export_openvino(
 
     from converters.quantize import SCOPES
 
-    loaded = resolve_checkpoint(checkpoint)
-    hw = resolve_imgsz(imgsz, loaded.imgsz)
+    requested = resolve_imgsz(imgsz)
     batch = check_batch(batch)
     if int8 and half:
         raise ExportError("choose one of --half and --int8, not both.")
@@ -71,16 +70,18 @@ def export_openvino(
         raise ExportError("INT8 export needs calibration images: pass data (a directory of images or a data.yaml).")
     if int8_scope != "auto" and int8_scope not in SCOPES:
         raise ExportError(f"int8_scope must be 'auto' or one of {', '.join(SCOPES)}, got {int8_scope!r}.")
-    precision = "int8" if int8 else "fp16" if half else "fp32"
-    suffix = {"fp32": "_openvino_model", "fp16": "_fp16_openvino_model", "int8": "_int8_openvino_model"}
-    directory = Path(output) if output is not None else default_output(loaded.source, suffix[precision])
-    if directory.suffix.lower() in {".xml", ".onnx", ".bin"}:
-        raise ExportError(f"the OpenVINO output is a directory (e.g. {loaded.source.stem}_openvino_model), got {directory}.")
+    if output is not None and Path(output).suffix.lower() in {".xml", ".onnx", ".bin"}:
+        raise ExportError(f"the OpenVINO output is a directory (e.g. best_openvino_model), got {output}.")
     calibration = None
     if int8:
         from converters.quantize import calibration_images
 
         calibration = calibration_images(data, fraction)
+    loaded = resolve_checkpoint(checkpoint)
+    hw = requested or resolve_imgsz(loaded.imgsz)
+    precision = "int8" if int8 else "fp16" if half else "fp32"
+    suffix = {"fp32": "_openvino_model", "fp16": "_fp16_openvino_model", "int8": "_int8_openvino_model"}
+    directory = Path(output) if output is not None else default_output(loaded.source, suffix[precision])
 
     model = _convert(loaded, hw, batch, dynamic)
     if int8:
