@@ -30,7 +30,7 @@ _END = object()
 class VideoWriter:
     """Encode BGR frames of one size into an .mp4 in a background thread.
 
-    codec "auto": libx264 (PyAV, preset veryfast, yuv420p) when possible, else OpenCV's avc1,
+    codec "auto": libx264 (PyAV, preset ultrafast, yuv420p) when possible, else OpenCV's avc1,
     else mp4v with a one-line warning. yuv420p needs even sides: an odd width or height is
     padded by one replicated pixel. `write()` blocks when `queue_size` frames are waiting.
     `encode_times` holds the seconds spent per frame in the encoder thread (for the summary).
@@ -44,7 +44,7 @@ class VideoWriter:
         fps: float | None,
         codec: str = "auto",
         queue_size: int = 8,
-        preset: str = "veryfast",
+        preset: str = "ultrafast",
         on_encoded: Any = None,
     ) -> None:
         self.path = Path(path)
