@@ -12,7 +12,7 @@ import argparse
 import json
 from pathlib import Path
 
-from edge_yolo.detector import Detector
+from edge_yolo import Detector
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 

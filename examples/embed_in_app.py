@@ -16,8 +16,8 @@ from pathlib import Path
 
 import cv2
 
-from edge_yolo.detections import Detections
-from edge_yolo.detector import Detector
+from edge_yolo import Detections
+from edge_yolo import Detector
 from edge_yolo.sources import Frame
 
 ASSETS = Path(__file__).resolve().parent / "assets"
