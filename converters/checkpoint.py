@@ -160,6 +160,10 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
     """Load a YOLOv12 detection checkpoint (any layout A/B/C/E, fused or not, fp16/fp32) safely
     and rebuild it as our own network with strict weight loading.
 
+    Accepted files: Ultralytics / official-fork trainer or `Model.save` dicts (`ema or model`),
+    a bare `torch.save(model)`, and the class-free dict {'state_dict', 'yaml', 'names'} with an
+    optional 'imgsz' (int or [h, w]). The topology always comes from the file's own yaml.
+
     Raises ModelLoadError (unreadable file), UnsafeCheckpointError (pickle references something
     outside the allow-list; nothing was executed) or UnsupportedModelError (not a YOLOv12
     detection model, or an unknown layout).
