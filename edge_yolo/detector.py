@@ -15,7 +15,7 @@ from .detections import Detections
 from .errors import ExportError, SourceError, UnsupportedModelError
 from .modelinfo import ModelInfo, read_model_info
 from .postprocess import postprocess
-from .preprocess import LetterboxMeta, as_bgr, letterbox, read_image, scale_boxes, to_nchw, to_nhwc
+from .preprocess import LetterboxMeta, as_bgr, letterbox, letterbox_into, read_image, scale_boxes, to_nhwc
 
 ImageLike = np.ndarray | str | Path
 DEFAULT_IMGSZ = 640
@@ -116,17 +116,18 @@ class Detector:
         spec = self.backend.input_spec
         if spec.batch is not None and len(frames) > spec.batch:
             raise SourceError(f"{len(frames)} frames given but the model takes batches of {spec.batch}")
-        boxed, metas = [], []
-        for frame in frames:
-            image, meta = letterbox(as_bgr(frame), self.imgsz)
-            boxed.append(image)
-            metas.append(meta)
-        if spec.batch is not None and len(boxed) < spec.batch:
-            boxed += [boxed[-1]] * (spec.batch - len(boxed))
         if spec.layout == "NHWC":
-            inputs = to_nhwc(boxed)
-        else:
-            inputs = to_nchw(boxed, spec.dtype)
+            boxed, metas = [], []
+            for frame in frames:
+                image, meta = letterbox(as_bgr(frame), self.imgsz)
+                boxed.append(image)
+                metas.append(meta)
+            if spec.batch is not None and len(boxed) < spec.batch:
+                boxed += [boxed[-1]] * (spec.batch - len(boxed))
+            return to_nhwc(boxed), metas
+        inputs = np.empty((spec.batch or len(frames), 3, *self.imgsz), spec.dtype)
+        metas = [letterbox_into(as_bgr(frame), dst) for frame, dst in zip(frames, inputs)]
+        inputs[len(frames) :] = inputs[len(frames) - 1]   # pad a fixed-batch model's batch
         return inputs, metas
 
     def postprocess(self, output0: np.ndarray, metas: Sequence[LetterboxMeta]) -> list[Detections]:

@@ -43,36 +43,78 @@ def read_image(path: str | Path) -> np.ndarray:
     return image
 
 
+@dataclass(frozen=True)
+class _Geometry:
+    """Where the resized image sits inside the letterboxed input."""
+
+    size: tuple[int, int]         # (w, h) after resizing
+    left: int
+    top: int
+    right: int
+    bottom: int
+    ratio: float
+
+
+def _geometry(shape: tuple[int, ...], new_shape: tuple[int, int]) -> _Geometry:
+    if shape[0] == 0 or shape[1] == 0:
+        raise SourceError(f"cannot letterbox an empty image of shape {shape}")
+    h, w = shape[:2]
+    new_h, new_w = new_shape
+    r = min(new_h / h, new_w / w)
+    # A 1-pixel-wide image must still have at least one pixel after resizing.
+    unpad_w = max(1, min(int(round(w * r)), new_w))
+    unpad_h = max(1, min(int(round(h * r)), new_h))
+    dw, dh = (new_w - unpad_w) / 2, (new_h - unpad_h) / 2
+    return _Geometry(
+        (unpad_w, unpad_h),
+        int(round(dw - 0.1)), int(round(dh - 0.1)), int(round(dw + 0.1)), int(round(dh + 0.1)), r,
+    )
+
+
+def _resized(image: np.ndarray, g: _Geometry) -> np.ndarray:
+    if (image.shape[1], image.shape[0]) == g.size:
+        return image
+    return cv2.resize(image, g.size, interpolation=cv2.INTER_LINEAR)
+
+
 def letterbox(image: np.ndarray, new_shape: tuple[int, int]) -> tuple[np.ndarray, LetterboxMeta]:
     """Resize keeping the aspect ratio and pad to `new_shape` (h, w), as Ultralytics predict does.
 
     r = min(H/h, W/w) with no upscale limit, INTER_LINEAR, centred, pad 114, pads split with
     the ±0.1 rounding (top = round(dh/2 - 0.1), bottom = round(dh/2 + 0.1)).
     """
-    if image.shape[0] == 0 or image.shape[1] == 0:
-        raise SourceError(f"cannot letterbox an empty image of shape {image.shape}")
-    h, w = image.shape[:2]
-    new_h, new_w = new_shape
-    r = min(new_h / h, new_w / w)
-    unpad_w, unpad_h = int(round(w * r)), int(round(h * r))
-    # A 1-pixel-wide image must still have at least one pixel after resizing.
-    unpad_w, unpad_h = max(1, min(unpad_w, new_w)), max(1, min(unpad_h, new_h))
-    dw, dh = (new_w - unpad_w) / 2, (new_h - unpad_h) / 2
-    if (w, h) != (unpad_w, unpad_h):
-        image = cv2.resize(image, (unpad_w, unpad_h), interpolation=cv2.INTER_LINEAR)
-    top, bottom = int(round(dh - 0.1)), int(round(dh + 0.1))
-    left, right = int(round(dw - 0.1)), int(round(dw + 0.1))
-    if top or bottom or left or right:
-        image = cv2.copyMakeBorder(
-            image, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(PAD_VALUE,) * 3
-        )
-    return image, LetterboxMeta((h, w), r, (left, top))
+    g = _geometry(image.shape, new_shape)
+    out = _resized(image, g)
+    if g.top or g.bottom or g.left or g.right:
+        out = cv2.copyMakeBorder(out, g.top, g.bottom, g.left, g.right, cv2.BORDER_CONSTANT, value=(PAD_VALUE,) * 3)
+    return out, LetterboxMeta(image.shape[:2], g.ratio, (g.left, g.top))
+
+
+def letterbox_into(image: np.ndarray, out: np.ndarray) -> LetterboxMeta:
+    """Letterbox a BGR frame straight into `out`, a (3, H, W) float slice of the network
+    input, as RGB / 255: the same values as `to_nchw(letterbox(...))` without the float
+    work on the padding or a separate colour-swap pass."""
+    g = _geometry(image.shape, out.shape[1:])
+    pad = np.float32(PAD_VALUE) / np.float32(255)
+    w, h = g.size
+    out[:, : g.top] = pad
+    out[:, g.top + h :] = pad
+    out[:, g.top : g.top + h, : g.left] = pad
+    out[:, g.top : g.top + h, g.left + w :] = pad
+    planes = cv2.split(_resized(image, g))
+    for channel, plane in enumerate(reversed(planes)):  # BGR -> RGB
+        np.divide(plane, np.float32(255), out=out[channel, g.top : g.top + h, g.left : g.left + w], casting="unsafe")
+    return LetterboxMeta(image.shape[:2], g.ratio, (g.left, g.top))
 
 
 def to_nchw(frames: list[np.ndarray], dtype: np.dtype = np.float32) -> np.ndarray:
     """Stack letterboxed BGR uint8 frames into an RGB 0..1 NCHW tensor of `dtype`."""
-    blob = cv2.dnn.blobFromImages(frames, scalefactor=1 / 255, swapRB=True, crop=False)
-    return blob if blob.dtype == dtype else blob.astype(dtype)
+    h, w = frames[0].shape[:2]
+    out = np.empty((len(frames), 3, h, w), dtype)
+    for frame, dst in zip(frames, out):
+        for channel, plane in enumerate(reversed(cv2.split(frame))):
+            np.divide(plane, np.float32(255), out=dst[channel], casting="unsafe")
+    return out
 
 
 def to_nhwc(frames: list[np.ndarray]) -> np.ndarray:

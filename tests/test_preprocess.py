@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 from edge_yolo.errors import SourceError
-from edge_yolo.preprocess import PAD_VALUE, LetterboxMeta, as_bgr, letterbox, read_image, scale_boxes, to_nchw, to_nhwc
+from edge_yolo.preprocess import (
+    PAD_VALUE, LetterboxMeta, as_bgr, letterbox, letterbox_into, read_image, scale_boxes, to_nchw, to_nhwc,
+)
 
 
 @pytest.mark.parametrize(
@@ -99,3 +101,15 @@ def test_read_image_errors(tmp_path) -> None:
     bad.write_bytes(b"not an image")
     with pytest.raises(SourceError, match="cannot read image"):
         read_image(bad)
+
+
+@pytest.mark.parametrize("shape", [(720, 1280), (481, 640), (640, 481), (4000, 30), (1, 1), (480, 640)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_letterbox_into_equals_letterbox_then_to_nchw(shape: tuple[int, int], dtype: type) -> None:
+    image = np.random.default_rng(1).integers(0, 255, (*shape, 3), np.uint8)
+    boxed, meta = letterbox(image, (640, 640))
+    expected = to_nchw([boxed], np.dtype(dtype))[0]
+    out = np.full((3, 640, 640), np.nan, dtype)
+    assert letterbox_into(image, out) == meta
+    np.testing.assert_array_equal(out, expected)
+    assert out[0, 0, 0] == dtype(np.float32(114) / np.float32(255)) or meta.pad == (0, 0)
