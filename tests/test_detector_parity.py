@@ -202,3 +202,43 @@ def test_pt_exports_onnx_once_and_reuses_it(pt_copy: Path, val_images: list[Path
     stamp = onnx_path.stat().st_mtime_ns
     assert Detector(pt_copy, device="cpu", imgsz=640).model_info.path == onnx_path
     assert onnx_path.stat().st_mtime_ns == stamp                   # cached, not re-exported
+
+
+def dynamic_onnx(path: Path, meta: dict[str, str]) -> Path:
+    """A small real network with dynamic batch/height/width: a 1x1 conv to 4+2 channels,
+    flattened to (B, 6, H*W). Only its shapes matter here, not what it detects."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.full((6, 3, 1, 1), 0.5, np.float32), "w")
+    shape = numpy_helper.from_array(np.array([0, 6, -1], np.int64), "shape")
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["images", "w"], ["conv"]),
+         helper.make_node("Reshape", ["conv", "shape"], ["output0"])],
+        "dynamic",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 3, "height", "width"])],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, ["batch", 6, "anchors"])],
+        [weight, shape],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    for k, v in meta.items():
+        model.metadata_props.add(key=k, value=v)
+    onnx.save(model, path)
+    return path
+
+
+@pytest.mark.parametrize("device", ["cpu", "openvino"])
+def test_dynamic_model_input_sizes(device: str, tmp_path: Path) -> None:
+    names = "{0: 'a', 1: 'b'}"
+    plain = dynamic_onnx(tmp_path / "plain.onnx", {"names": names})
+    with_meta = dynamic_onnx(tmp_path / "meta.onnx", {"names": names, "imgsz": "[320, 416]"})
+    assert Detector(plain, device=device).imgsz == (640, 640)              # no imgsz anywhere: 640
+    assert Detector(with_meta, device=device).imgsz == (320, 416)          # metadata imgsz
+    detector = Detector(plain, device=device, imgsz=(600, 250), conf=0.99)  # rounded up to stride 32
+    assert detector.imgsz == (608, 256) and detector.batch_size == 8
+    frames = [np.zeros((100, 50, 3), np.uint8), np.full((30, 40), 255, np.uint8), np.zeros((9, 9, 4), np.uint8)]
+    inputs, metas = detector.preprocess(frames)
+    assert inputs.shape == ((3, 3, 608, 256) if device == "cpu" else (3, 608, 256, 3)) and len(metas) == 3
+    results = detector(frames)
+    assert len(results) == 3 and all(isinstance(r, Detections) for r in results)
