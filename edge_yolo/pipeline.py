@@ -59,7 +59,7 @@ class Pipeline:
         self,
         detector: Any,
         sources: Sequence[Source],
-        queue_size: int = 4,
+        queue_size: int = 2,
         jobs: int | None = None,
         stats: RunStats | None = None,
     ) -> None:
@@ -177,7 +177,8 @@ class Pipeline:
             return
         self._started = True
         aq = self.detector.backend.async_queue(self._on_result, self._jobs)
-        in_flight = getattr(aq, "jobs", None) or self._jobs or 4
+        # Frames alive at once: requests in flight plus one queue's worth waiting for the caller.
+        in_flight = getattr(aq, "jobs", None) or self._jobs or 2
         self._slots = threading.Semaphore(int(in_flight) + self._frames.maxsize)
         groups = [[s for s in self.sources if not s.live]] + [[s] for s in self.sources if s.live]
         groups = [g for g in groups if g]
@@ -243,7 +244,7 @@ def stream(
     source: Any,
     *,
     vid_stride: int = 1,
-    queue_size: int = 4,
+    queue_size: int = 2,
     jobs: int | None = None,
     stats: RunStats | None = None,
 ) -> Iterator[tuple[Frame, Any]]:

@@ -43,7 +43,7 @@ class VideoWriter:
         height: int,
         fps: float | None,
         codec: str = "auto",
-        queue_size: int = 8,
+        queue_size: int = 4,
         preset: str = "ultrafast",
         on_encoded: Any = None,
     ) -> None:

@@ -16,8 +16,7 @@ from pathlib import Path
 
 import cv2
 
-from edge_yolo import Detections
-from edge_yolo import Detector
+from edge_yolo import Detections, Detector
 from edge_yolo.sources import Frame
 
 ASSETS = Path(__file__).resolve().parent / "assets"
