@@ -9,6 +9,7 @@ when resolved, so a missing or unreadable file fails before any model is loaded;
 from __future__ import annotations
 
 import glob as globlib
+import importlib.util
 import logging
 import math
 import os
@@ -327,17 +328,14 @@ def _pick_decoder(decoder: str) -> str:
     if decoder not in ("auto", "pyav", "opencv"):
         raise SourceError(f"unknown video decoder {decoder!r}; use auto, pyav or opencv")
     if decoder == "auto":
-        try:
-            import av  # noqa: F401
-        except ImportError:
-            return "opencv"
-        return "pyav"
+        return "pyav" if importlib.util.find_spec("av") is not None else "opencv"
     return decoder
 
 
 def _short(exc: BaseException) -> str:
-    text = str(exc).split(":")[0] if isinstance(exc, OSError) else str(exc)
-    return text.split("[Errno")[-1].split("]")[-1].strip() or type(exc).__name__
+    if isinstance(exc, IndexError):
+        return "it has no video stream"
+    return getattr(exc, "strerror", None) or type(exc).__name__
 
 
 def _stream_name(url: str) -> str:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from edge_yolo.errors import SourceError
-from edge_yolo.sources import ImageFiles, LiveSource, VideoFile, resolve_sources
+from edge_yolo.sources import LiveSource, VideoFile, resolve_sources
 
 
 def faststart_copy(video: Path, out: Path) -> Path:
