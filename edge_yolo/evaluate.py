@@ -21,6 +21,7 @@ import numpy as np
 
 from .dataset import Dataset, load_dataset
 from .detections import Detections
+from .errors import EdgeYoloError
 
 VAL_CONF = 0.001
 VAL_IOU = 0.7
@@ -80,8 +81,18 @@ def to_coco_results(detections: Sequence[Detections], image_ids: Sequence[int] |
     return results
 
 
+def require_pycocotools() -> None:
+    """Fail early, with the install hint, when the `val` extra is missing."""
+    try:
+        import pycocotools.cocoeval  # noqa: F401
+    except ImportError:
+        raise EdgeYoloError("val computes mAP with pycocotools, which is not installed: "
+                            "pip install 'edge-yolo[val]'") from None
+
+
 def coco_evaluate(ground_truth: dict, results: list[dict], names: dict[int, str]) -> Metrics:
     """Run COCOeval (bbox, default parameters) and collect mAP, P/R and per-class AP."""
+    require_pycocotools()
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 

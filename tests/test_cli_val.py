@@ -92,3 +92,12 @@ def test_missing_data_yaml_and_model_name_the_file(tmp_path: Path, ul_onnx: Path
     assert (proc.returncode, proc.stderr) == (1, f"error: dataset not found: {tmp_path / 'data.yaml'}\n")
     proc = run_cli("val", str(tmp_path / "best.onnx"), "--data", str(val_dir))
     assert (proc.returncode, proc.stderr) == (1, f"error: model not found: {tmp_path / 'best.onnx'}\n")
+
+
+def test_dataset_with_other_classes_than_the_model_is_refused(ul_openvino: Path, val_dir: Path,
+                                                              tmp_path: Path) -> None:
+    data = small_dataset(val_dir, tmp_path / "data", 2)
+    data.write_text("path: .\nval: images/val\nnames: [circle, square]\n")
+    proc = run_cli("val", str(ul_openvino), "--data", str(data))
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines()[-1] == f"error: {ul_openvino} has 3 classes but the dataset has 2"

@@ -39,8 +39,9 @@ def command(models: tuple[str, ...], data: str, device: str, imgsz: int | None, 
     COCO. Several models or devices are shown side by side with Δ to the first.
     """
     from ..dataset import load_dataset
-    from ..evaluate import evaluate_detector, make_val_detector
+    from ..evaluate import evaluate_detector, make_val_detector, require_pycocotools
 
+    require_pycocotools()
     if not Path(data).exists():
         raise DataError(f"dataset not found: {data}")
     for model in models:
