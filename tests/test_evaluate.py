@@ -122,3 +122,16 @@ def test_fp32_backends_and_torch_rebuild_agree(ul_onnx_run, our_onnx: Path, our_
     assert runs["torch"].model["imgsz"] == [640, 640]     # val size, not the training size (320)
     maps = {k: m.map50_95 for k, m in runs.items()}
     assert max(maps.values()) - min(maps.values()) <= 0.005, maps
+
+
+def test_pt_without_torch_is_a_clear_error(shapes_pt: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A runtime-only install (no export extra) cannot validate a .pt on the torch rebuild;
+    simulated by making the torch backend module unimportable."""
+    import sys
+
+    from edge_yolo.errors import BackendUnavailableError
+    from edge_yolo.evaluate import make_val_detector
+
+    monkeypatch.setitem(sys.modules, "converters.torch_backend", None)
+    with pytest.raises(BackendUnavailableError, match=r"pip install 'edge-yolo\[export\]'"):
+        make_val_detector(shapes_pt)
