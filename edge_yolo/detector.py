@@ -30,9 +30,12 @@ def _pair(imgsz: int | Sequence[int]) -> tuple[int, int]:
 
 
 def exported_onnx(checkpoint: Path, imgsz: tuple[int, int] | None) -> Path:
-    """The ONNX export of `checkpoint` next to it, made (or remade when the .pt is newer) on demand."""
-    suffix = "" if imgsz is None else f"_{imgsz[0]}x{imgsz[1]}"
-    onnx_path = checkpoint.with_name(f"{checkpoint.stem}{suffix}.onnx")
+    """The ONNX export of `checkpoint` next to it, made (or remade when the .pt is newer) on demand.
+
+    Named `<stem>[_HxW].edge-yolo.onnx` so it never overwrites a user's own `<stem>.onnx`.
+    """
+    size = "" if imgsz is None else f"_{imgsz[0]}x{imgsz[1]}"
+    onnx_path = checkpoint.with_name(f"{checkpoint.stem}{size}.edge-yolo.onnx")
     if onnx_path.exists() and onnx_path.stat().st_mtime >= checkpoint.stat().st_mtime:
         return onnx_path
     try:

@@ -26,6 +26,8 @@ def as_bgr(image: np.ndarray) -> np.ndarray:
     """Return a 3-channel uint8-compatible BGR view of a BGR, grayscale (HxW or HxWx1) or BGRA image."""
     if not isinstance(image, np.ndarray):
         raise SourceError(f"expected an image as a numpy array, got {type(image).__name__}")
+    if image.dtype != np.uint8:
+        raise SourceError(f"expected an 8-bit image (uint8), got {image.dtype}")
     if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
         return cv2.cvtColor(image.reshape(image.shape[:2]), cv2.COLOR_GRAY2BGR)
     if image.ndim == 3 and image.shape[2] == 3:

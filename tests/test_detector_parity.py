@@ -196,7 +196,7 @@ def test_pt_on_torch_device(pt_copy: Path, val_images: list[Path], reference_squ
 
 def test_pt_exports_onnx_once_and_reuses_it(pt_copy: Path, val_images: list[Path], reference_square: dict) -> None:
     detector = Detector(pt_copy, device="cpu", imgsz=640)
-    onnx_path = pt_copy.with_name("yolo12n_shapes_640x640.onnx")
+    onnx_path = pt_copy.with_name("yolo12n_shapes_640x640.edge-yolo.onnx")
     assert detector.model_info.path == onnx_path and onnx_path.exists()
     assert_parity(run(detector, val_images[:16]), reference_square, min_ref=40)
     stamp = onnx_path.stat().st_mtime_ns

@@ -80,6 +80,8 @@ def test_grayscale_and_bgra_inputs() -> None:
     assert as_bgr(bgra).tolist() == [[[10, 20, 30]] * 2] * 2
     with pytest.raises(SourceError, match="shape"):
         as_bgr(np.zeros((2, 2, 5), np.uint8))
+    with pytest.raises(SourceError, match="uint8"):
+        as_bgr(np.zeros((2, 2, 3), np.float32))
     with pytest.raises(SourceError):
         letterbox(np.zeros((0, 5, 3), np.uint8), (640, 640))
 
