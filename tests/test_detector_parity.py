@@ -204,7 +204,7 @@ def test_pt_exports_onnx_once_and_reuses_it(pt_copy: Path, val_images: list[Path
     assert onnx_path.stat().st_mtime_ns == stamp                   # cached, not re-exported
 
 
-def dynamic_onnx(path: Path, meta: dict[str, str]) -> Path:
+def dynamic_onnx(path: Path, meta: dict[str, str], batch: int | str = "batch") -> Path:
     """A small real network with dynamic batch/height/width: a 1x1 conv to 4+2 channels,
     flattened to (B, 6, H*W). Only its shapes matter here, not what it detects."""
     import onnx
@@ -216,8 +216,8 @@ def dynamic_onnx(path: Path, meta: dict[str, str]) -> Path:
         [helper.make_node("Conv", ["images", "w"], ["conv"]),
          helper.make_node("Reshape", ["conv", "shape"], ["output0"])],
         "dynamic",
-        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 3, "height", "width"])],
-        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, ["batch", 6, "anchors"])],
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [batch, 3, "height", "width"])],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [batch, 6, "anchors"])],
         [weight, shape],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
@@ -242,3 +242,14 @@ def test_dynamic_model_input_sizes(device: str, tmp_path: Path) -> None:
     assert inputs.shape == ((3, 3, 608, 256) if device == "cpu" else (3, 608, 256, 3)) and len(metas) == 3
     results = detector(frames)
     assert len(results) == 3 and all(isinstance(r, Detections) for r in results)
+
+
+def test_static_batch_nchw_input_is_padded(tmp_path: Path) -> None:
+    model = dynamic_onnx(tmp_path / "b3.onnx", {"names": "{0: 'a', 1: 'b'}", "imgsz": "[64, 64]"}, batch=3)
+    detector = Detector(model, device="cpu", conf=0.99)
+    assert detector.batch_size == 3
+    frame = np.random.default_rng(0).integers(0, 255, (48, 64, 3), np.uint8)
+    inputs, metas = detector.preprocess([frame])
+    assert inputs.shape == (3, 3, 64, 64) and len(metas) == 1
+    np.testing.assert_array_equal(inputs[2], inputs[0])
+    assert len(detector([frame] * 4)) == 4            # batches of 3 and a padded 1
