@@ -101,3 +101,15 @@ def test_dataset_with_other_classes_than_the_model_is_refused(ul_openvino: Path,
     proc = run_cli("val", str(ul_openvino), "--data", str(data))
     assert proc.returncode == 1
     assert proc.stderr.splitlines()[-1] == f"error: {ul_openvino} has 3 classes but the dataset has 2"
+
+
+def test_device_list_runs_the_model_on_each_backend(ul_onnx: Path, val_dir: Path, tmp_path: Path) -> None:
+    data = small_dataset(val_dir, tmp_path / "data", 5)
+    proc = run_cli("val", str(ul_onnx), "--data", str(data), "--device", "cpu,openvino", "--precision", "f32",
+                   "--save-metrics", str(tmp_path / "m.json"))
+    assert proc.returncode == 0, proc.stderr
+    runs = json.loads((tmp_path / "m.json").read_text())["runs"]
+    assert [(r["model"]["backend"], r["model"]["precision"]) for r in runs] == [("onnxruntime", "f32"),
+                                                                                ("openvino", "f32")]
+    assert runs[1]["map50_95"] == pytest.approx(runs[0]["map50_95"], abs=0.005)
+    assert [ln.split()[2] for ln in proc.stdout.splitlines()[1:3]] == ["onnxruntime", "openvino"]
