@@ -12,7 +12,7 @@ import numpy as np
 from .backends.base import Backend, BackendInfo
 from .backends.select import create_backend, parse_device
 from .detections import Detections
-from .errors import ExportError, SourceError, UnsupportedModelError
+from .errors import ExportError, ModelLoadError, SourceError, UnsupportedModelError
 from .modelinfo import ModelInfo, read_model_info
 from .postprocess import postprocess
 from .preprocess import LetterboxMeta, as_bgr, letterbox, letterbox_into, read_image, scale_boxes, to_nhwc
@@ -34,6 +34,8 @@ def exported_onnx(checkpoint: Path, imgsz: tuple[int, int] | None) -> Path:
 
     Named `<stem>[_HxW].edge-yolo.onnx` so it never overwrites a user's own `<stem>.onnx`.
     """
+    if not checkpoint.is_file():
+        raise ModelLoadError(f"checkpoint not found: {checkpoint}")
     size = "" if imgsz is None else f"_{imgsz[0]}x{imgsz[1]}"
     onnx_path = checkpoint.with_name(f"{checkpoint.stem}{size}.edge-yolo.onnx")
     if onnx_path.exists() and onnx_path.stat().st_mtime >= checkpoint.stat().st_mtime:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from edge_yolo import Detections, Detector
-from edge_yolo.errors import SourceError, UnsupportedModelError
+from edge_yolo.errors import ModelLoadError, SourceError, UnsupportedModelError
 
 NAMES = {0: "circle", 1: "square", 2: "triangle"}
 
@@ -99,6 +99,10 @@ def test_bad_inputs(ort_detector: Detector, tmp_path: Path) -> None:
         ort_detector(tmp_path / "missing.jpg")
     with pytest.raises(SourceError, match="image array or an image path"):
         ort_detector([42])
+    with pytest.raises(ModelLoadError, match="not found"):
+        Detector(tmp_path / "missing.pt", device="cpu")
+    with pytest.raises(ModelLoadError, match="not found"):
+        Detector(tmp_path / "missing.onnx")
     with pytest.raises(UnsupportedModelError, match="fixed 640x640 input"):
         Detector(ort_detector.model_info.path, device="cpu", imgsz=320)
 
