@@ -52,7 +52,8 @@ class Pipeline:
 
     queue_size: frames waiting between reader and pre-processing. jobs: backend requests in
     flight (None: the backend's optimal number). stats: a RunStats to fill (decode, pre,
-    infer, post); the caller may add its own stages to it.
+    infer, post); the caller may add its own stages to it. stop: an event that ends the
+    iteration early (checked while waiting for results, e.g. on a silent stream).
     """
 
     def __init__(
@@ -62,6 +63,7 @@ class Pipeline:
         queue_size: int = 2,
         jobs: int | None = None,
         stats: RunStats | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         if not sources:
             raise SourceError("no source given")
@@ -70,6 +72,7 @@ class Pipeline:
         self.stats = stats if stats is not None else RunStats()
         self.failed: list[tuple[Source, BaseException]] = []
         self._stop = threading.Event()
+        self._external_stop = stop
         self._frames: queue.Queue = queue.Queue(maxsize=max(1, queue_size))
         self._done: queue.Queue = queue.Queue()
         self._jobs = jobs
@@ -209,7 +212,12 @@ class Pipeline:
                     continue
                 if finished:
                     break
-                item = self._done.get()
+                try:
+                    item = self._done.get(timeout=_POLL)
+                except queue.Empty:
+                    if self._external_stop is not None and self._external_stop.is_set():
+                        break
+                    continue
                 if isinstance(item, _Failure):
                     raise item.exc
                 if isinstance(item, _End):

@@ -115,6 +115,21 @@ def test_image_directory_with_a_corrupt_image(tmp_path: Path, ul_onnx: Path, val
     assert not list((tmp_path / "only1").glob("*.jpg"))
 
 
+def test_several_sources_get_their_own_outputs(tmp_path: Path, ul_onnx: Path, val_images: list[Path],
+                                               video_path: Path, capfd: pytest.CaptureFixture) -> None:
+    out = tmp_path / "run"
+    code, _, err = run_cli(["detect", val_images[0], video_path, val_images[1], "--model", ul_onnx,
+                            "--device", "cpu", "--vid-stride", "30", "--save-json", "-o", out], capfd)
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == sorted([
+        "00000.jpg", "00000.jsonl", "00001.jpg", "00001.jsonl", "video.mp4", "video.jsonl"])
+    assert [r["frame"] for r in jsonl(out / "video.jsonl")] == [0, 30, 60, 90, 120]
+    with av.open(str(out / "video.mp4")) as c:
+        assert float(c.streams.video[0].average_rate) == pytest.approx(25 / 30)  # the kept frames' rate
+    assert video_frames(out / "video.mp4") == 5
+    assert "7 frames in" in err
+
+
 def test_truncated_video_keeps_what_was_readable(tmp_path: Path, ul_onnx: Path, video_path: Path,
                                                  capfd: pytest.CaptureFixture,
                                                  caplog: pytest.LogCaptureFixture) -> None:
@@ -143,6 +158,7 @@ def test_truncated_video_keeps_what_was_readable(tmp_path: Path, ul_onnx: Path, 
         ("no model", "error: no model given"),
         ("unknown device", "error: unknown device 'quantum'"),
         ("bad classes", "error: --classes must be class ids"),
+        ("show without a GUI", "error: --show needs an OpenCV build with GUI support"),
     ],
 )
 def test_bad_input_is_one_error_line(case: str, message: str, tmp_path: Path, ul_onnx: Path, video_path: Path,
@@ -167,6 +183,8 @@ def test_bad_input_is_one_error_line(case: str, message: str, tmp_path: Path, ul
         extra = ["--device", "quantum"]
     elif case == "bad classes":
         extra = ["--classes", "circle"]
+    elif case == "show without a GUI":  # this project installs opencv-python-headless
+        extra = ["--show"]
     args = ["detect", source, "-o", tmp_path / "run"] + ([] if case == "no model" else ["--model", model]) + extra
     code, out, err = run_cli(args, capfd)
     assert code == 1

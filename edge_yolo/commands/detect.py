@@ -194,11 +194,11 @@ class DetectRun:
         total = None if any(n is None for n in lengths) else sum(lengths)
         progress = Progress(total, enabled=not self.quiet)
         draw = self.save_media or self.show
-        pipeline = Pipeline(self.detector, self.sources, stats=self.stats)
+        stop = StopSignal()
+        pipeline = Pipeline(self.detector, self.sources, stats=self.stats, stop=stop.event)
         last_finite: int | None = None
-        stopped = False
         try:
-            with StopSignal() as stop:
+            with stop:
                 for frame, detections in pipeline:
                     source = self.sources[frame.source_index]
                     if not source.live and last_finite is not None and last_finite != frame.source_index:
@@ -216,13 +216,12 @@ class DetectRun:
                     if self.show and not _show(source.name, annotated):
                         break
                     if stop.event.is_set():
-                        stopped = True
                         break
         finally:
             pipeline.close()
             progress.close()
             self._close_outputs()
-        return self._report(stop if stopped else None)
+        return self._report(stop if stop.event.is_set() else None)
 
     def _report(self, stop: StopSignal | None) -> int:
         written = self.stats.frames
