@@ -156,3 +156,23 @@ def test_dead_stream_among_several_sources(ort_detector: Detector, val_images: l
     assert [s for s, _ in pipe.failed] == [dead]
     assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
         "cannot open stream rtsp://gone/cam; continuing with the other sources"]
+
+
+class SilentCamera(Closed):
+    """Connects, but every read stalls and then fails, so no frame ever arrives."""
+
+    def isOpened(self) -> bool:  # noqa: N802
+        return True
+
+    def read(self) -> tuple[bool, None]:
+        time.sleep(0.05)
+        return False, None
+
+
+def test_stop_event_ends_a_wait_on_a_silent_stream(ort_detector: Detector) -> None:
+    stop = threading.Event()
+    silent = LiveSource("rtsp://quiet/cam", opener=lambda t: SilentCamera(), reconnects=1000, backoff=0.01)
+    threading.Timer(0.3, stop.set).start()
+    t0 = time.monotonic()
+    assert list(Pipeline(ort_detector, [silent], stop=stop)) == []
+    assert time.monotonic() - t0 < 3
