@@ -292,7 +292,7 @@ class LiveSource(Source):
         if capture is None:
             self._capture = None
             if not self.stop.is_set():
-                raise SourceError(f"cannot open {self.kind} {self.target}")
+                raise SourceError(f"cannot open {self.kind} {self.target} (tried {1 + self.reconnects} times)")
             return
         self._capture = capture
         start = time.monotonic()
