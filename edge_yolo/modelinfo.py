@@ -110,6 +110,8 @@ def _onnx_interface(path: Path) -> tuple[dict[str, str], str, tuple[Dim, ...], s
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     opts.log_severity_level = 3
+    # ORT applies FTZ/DAZ to the creating thread only for the first session of a process.
+    opts.add_session_config_entry("session.set_denormal_as_zero", "1")
     try:
         sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     except Exception as exc:
