@@ -150,7 +150,31 @@ def _to_fp16(proto):  # noqa: ANN001, ANN202 - onnx.ModelProto
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # notes on constants clamped to the float16 range
-        return convert_float_to_float16(proto, keep_io_types=False)
+        proto = convert_float_to_float16(proto, keep_io_types=False)
+    _sort_topologically(proto.graph)
+    return proto
+
+
+def _sort_topologically(graph) -> None:  # noqa: ANN001 - onnx.GraphProto
+    # The converter appends the Casts it wraps around float32-only ops (the anchors' Range in a
+    # dynamic graph) after their consumers; ONNX requires producers first.
+    import onnx
+
+    available = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
+    pending, ordered = [onnx.NodeProto.FromString(n.SerializeToString()) for n in graph.node], []
+    while pending:
+        rest = []
+        for node in pending:
+            if all(name in available for name in node.input):
+                ordered.append(node)
+                available.update(node.output)
+            else:
+                rest.append(node)
+        if len(rest) == len(pending):
+            raise ExportError("the FP16 ONNX graph has a cycle or a missing input; cannot order it.")
+        pending = rest
+    del graph.node[:]
+    graph.node.extend(ordered)
 
 
 def _slim(proto):  # noqa: ANN001, ANN202 - onnx.ModelProto

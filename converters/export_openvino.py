@@ -60,7 +60,7 @@ def export_openvino(
     """
     import openvino as ov
 
-    from converters.quantize import SCOPES
+    from converters.quantize import EVAL_BATCHES, SCOPES
 
     requested = resolve_imgsz(imgsz)
     batch = check_batch(batch)
@@ -114,7 +114,8 @@ def export_openvino(
         with step("verification on OpenVINO CPU (f32 inference precision)"):
             reference, candidate = torch_runner(loaded.model), openvino_runner(xml)
             if int8:
-                verify_reduced(reference, candidate, hw, batch, "INT8", INT8_MIN_AGREEMENT, calibration)
+                verify_reduced(reference, candidate, hw, batch, "INT8", INT8_MIN_AGREEMENT,
+                               calibration[:EVAL_BATCHES])
             elif half:
                 verify_reduced(reference, candidate, hw, batch, "FP16", FP16_MIN_AGREEMENT)
             else:

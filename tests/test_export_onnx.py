@@ -73,15 +73,15 @@ def test_dynamic_batch_and_size_match_torch(dynamic_onnx: Path, loaded, photos: 
     assert np.abs(out - torch_runner(loaded.model)(x)).max() <= 1e-3
 
 
-def test_fp16_runs_and_detections_agree(loaded, val_images: list[Path], tmp_path: Path) -> None:
-    path = export_onnx(loaded, output=tmp_path / "half.onnx", half=True)
+def test_fp16_dynamic_runs_and_detections_agree(loaded, val_images: list[Path], tmp_path: Path) -> None:
+    path = export_onnx(loaded, output=tmp_path / "half.onnx", half=True, dynamic=True)
     model = onnx.load(str(path))
     assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT16
     assert model.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT16
     assert {p.key: p.value for p in model.metadata_props}["precision"] == "fp16"
-    inputs = fill_batch(letterboxed_batch(val_images[:16], (320, 320)), 1)
+    inputs = fill_batch(letterboxed_batch(val_images[:8], (320, 320)), 2)
     agree = agreement(torch_runner(loaded.model), onnx_runner(path), inputs)
-    print(f"ONNX FP16 vs torch FP32 on 16 photos: {agree}")
+    print(f"ONNX FP16 vs torch FP32 on 8 photos: {agree}")
     assert agree.total > 20
     assert agree.fraction >= 0.95
 
