@@ -181,7 +181,7 @@ class Pipeline:
         self._started = True
         aq = self.detector.backend.async_queue(self._on_result, self._jobs)
         # Frames alive at once: requests in flight plus one queue's worth waiting for the caller.
-        in_flight = getattr(aq, "jobs", None) or self._jobs or 2
+        in_flight = aq.jobs
         self._slots = threading.Semaphore(int(in_flight) + self._frames.maxsize)
         groups = [[s for s in self.sources if not s.live]] + [[s] for s in self.sources if s.live]
         groups = [g for g in groups if g]

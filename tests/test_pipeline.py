@@ -56,6 +56,8 @@ class ShuffledQueue:
     """Real inference, but callbacks delivered in reverse order per group of 4 submissions:
     deterministic out-of-order completion to exercise the reorder buffer."""
 
+    jobs = 4  # requests held before they call back
+
     def __init__(self, infer: Any, callback: Any) -> None:
         self.infer, self.callback, self.held = infer, callback, []
 

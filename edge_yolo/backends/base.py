@@ -54,6 +54,8 @@ ResultCallback = Callable[[np.ndarray, Any], None]
 class AsyncInfer(Protocol):
     """A bounded queue of in-flight inference requests (for streams)."""
 
+    jobs: int  # how many requests can be in flight at once
+
     def submit(self, inputs: np.ndarray, userdata: Any) -> None:
         """Start inference; blocks while all request slots are busy. The callback gets
         (output0, userdata) on a backend thread, in completion order."""

@@ -54,6 +54,7 @@ class _OvAsync:
         self._callback = callback
         self._error: BaseException | None = None
         self._lock = threading.Lock()
+        self.jobs = len(queue)
         queue.set_callback(self._done)
 
     def _done(self, request: Any, userdata: Any) -> None:
@@ -147,15 +148,19 @@ class OpenVinoBackend:
 
     def infer(self, inputs: np.ndarray) -> np.ndarray:
         """Run one NHWC uint8 BGR batch (LATENCY hint), return output0 float32."""
+        if self._request is None:
+            self._request = self._compile("LATENCY").create_infer_request()
         self._request.infer({0: inputs}, share_inputs=True)
         return self._request.get_output_tensor(0).data.copy()
 
     def async_queue(self, callback: ResultCallback, jobs: int | None = None) -> _OvAsync:
         """An AsyncInferQueue on a THROUGHPUT-hint compilation (made on first use);
-        `jobs` None uses the device's optimal number of requests."""
+        `jobs` None uses the device's optimal number of requests. The LATENCY compilation is
+        released meanwhile (about 40 MB) and made again only if `infer` is called later."""
         ov = _ov()
         if self._throughput is None:
             self._throughput = self._compile("THROUGHPUT")
+            self._request = self._compiled = None
         return _OvAsync(ov.AsyncInferQueue(self._throughput, jobs or 0), callback)
 
     def close(self) -> None:

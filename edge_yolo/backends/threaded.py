@@ -17,8 +17,9 @@ class ThreadedAsyncInfer:
     def __init__(self, infer: Callable[[np.ndarray], np.ndarray], callback: ResultCallback, jobs: int = 1) -> None:
         self._infer = infer
         self._callback = callback
-        self._slots = threading.BoundedSemaphore(max(1, jobs))
-        self._pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="edge-yolo-infer")
+        self.jobs = max(1, jobs)
+        self._slots = threading.BoundedSemaphore(self.jobs)
+        self._pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="edge-yolo-infer")
         self._futures: list[Future] = []
 
     def _run(self, inputs: np.ndarray, userdata: Any) -> None:
