@@ -7,17 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_yolo.cli import main
-
-
-def run_cli(args: list, capfd: pytest.CaptureFixture) -> tuple[int, str, str]:
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capfd.readouterr()
-    return code, out, err
+from test_cli_detect import run_cli
 
 
 def test_info_onnx_reports_model_and_auto_choice(ul_onnx: Path, capfd: pytest.CaptureFixture) -> None:
