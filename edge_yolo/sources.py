@@ -243,7 +243,8 @@ def _open_capture(target: str | int) -> Capture:
 class LiveSource(Source):
     """A webcam or a network stream. When it drops, it reconnects with exponential back-off
     (`backoff` seconds doubling up to `max_backoff`), at most `reconnects` times in a row;
-    then it ends with one warning line. `opener` makes the capture (tests inject their own).
+    then it ends with one warning line. A read or open that raises (a device error) counts as
+    a drop or a failed attempt. `opener` makes the capture (tests inject their own).
     `stop` (a threading.Event) ends the source early, e.g. when the pipeline closes."""
 
     live = True
@@ -277,7 +278,12 @@ class LiveSource(Source):
                 return None
             if self.stop.is_set():
                 return None
-            capture = self.opener(self.target)
+            try:
+                capture = self.opener(self.target)
+            except Exception as exc:  # noqa: BLE001 - a device that errors on open is a failed attempt
+                log.debug("opening %s %s failed: %s", self.kind, self.target, exc)
+                delay = min(delay * 2, self.max_backoff)
+                continue
             if capture.isOpened():
                 get = getattr(capture, "get", None)
                 fps = get(cv2.CAP_PROP_FPS) if get else 0
@@ -299,7 +305,11 @@ class LiveSource(Source):
         i = 0
         try:
             while not self.stop.is_set():
-                ok, image = capture.read()
+                try:
+                    ok, image = capture.read()
+                except Exception as exc:  # noqa: BLE001 - a device error (unplugged camera) is a drop
+                    log.debug("%s %s read failed: %s", self.kind, self.target, exc)
+                    ok, image = False, None
                 if not ok or image is None:
                     capture.release()
                     self.reconnect_count += 1

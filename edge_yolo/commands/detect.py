@@ -16,7 +16,7 @@ import threading
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Any, Callable
+from typing import Any
 
 import click
 
@@ -121,7 +121,8 @@ def command(sources: tuple[str, ...], model: str | None, device: str, conf: floa
             show: bool, vid_stride: int, line_width: int | None, hide_labels: bool, hide_conf: bool,
             quiet: bool) -> None:
     """Detect objects in SOURCE...: images, directories, globs, videos, webcam indices (0),
-    stream URLs (rtsp://, http(s)://) or .txt files listing sources."""
+    stream URLs (rtsp://, http(s)://) or .txt files listing sources. Several sources run at
+    once through shared inference calls, each with its own outputs."""
     from edge_yolo.sources import resolve_sources
 
     if not model:
@@ -149,7 +150,9 @@ def command(sources: tuple[str, ...], model: str | None, device: str, conf: floa
 
 
 class DetectRun:
-    """One `detect` invocation: pipeline → draw → per-source outputs, with progress and summary."""
+    """One `detect` invocation: pipeline → draw → per-source outputs, with progress and summary.
+
+    All sources run at once; each one's outputs are finalised as soon as it ends."""
 
     def __init__(self, detector: Any, sources: list[Any], out_dir: Path, save_media: bool, save_json: bool,
                  save_txt: bool, show: bool, line_width: int | None, labels: bool, confidence: bool,
@@ -174,9 +177,10 @@ class DetectRun:
                 on_encoded=lambda s: self.stats.add("encode", s))
         return self.outputs[index]
 
-    def _close_outputs(self, keep: Callable[[int], bool] = lambda i: False) -> None:
+    def _close_outputs(self, only: int | None = None) -> None:
+        """Finalise one source's outputs (when it ended), or all of them."""
         errors = []
-        for index in [i for i in self.outputs if not keep(i)]:
+        for index in [i for i in self.outputs if only is None or i == only]:
             try:
                 self.outputs.pop(index).close()
             except EdgeYoloError as exc:
@@ -195,16 +199,12 @@ class DetectRun:
         progress = Progress(total, enabled=not self.quiet)
         draw = self.save_media or self.show
         stop = StopSignal()
-        pipeline = Pipeline(self.detector, self.sources, stats=self.stats, stop=stop.event)
-        last_finite: int | None = None
+        pipeline = Pipeline(self.detector, self.sources, stats=self.stats, stop=stop.event,
+                            on_source_end=lambda s: self._close_outputs(only=s.source_index))
         try:
             with stop:
                 for frame, detections in pipeline:
                     source = self.sources[frame.source_index]
-                    if not source.live and last_finite is not None and last_finite != frame.source_index:
-                        self._close_outputs(keep=lambda i: i != last_finite)
-                    if not source.live:
-                        last_finite = frame.source_index
                     t0 = time.perf_counter()
                     annotated = draw_detections(frame.image, detections, **self.draw_kw) if draw else None
                     t1 = time.perf_counter()
