@@ -37,7 +37,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from .errors import SourceError
-from .sources import Frame, Source, resolve_sources
+from .sources import Frame, Source, number_sources, resolve_sources
 from .summary import RunStats
 
 log = logging.getLogger(__name__)
@@ -118,9 +118,7 @@ class Pipeline:
         if not sources:
             raise SourceError("no source given")
         self.detector = detector
-        self.sources = list(sources)
-        for i, source in enumerate(self.sources):
-            source.source_index = i
+        self.sources = number_sources(list(sources))
         self.stats = stats if stats is not None else RunStats()
         self.failed: list[tuple[Source, BaseException]] = []
         self._tracker_factory = _tracker_factory(tracker, len(self.sources))
@@ -398,11 +396,11 @@ def _batch_limit(detector: Any, max_batch: int | None) -> int:
 
 
 def _tracker_factory(tracker: Any, sources: int) -> Callable[[], Any] | None:
-    """A factory giving each source its tracker: `tracker` itself when it is one, or a
-    single tracker instance (only for one source)."""
+    """A factory giving each source its tracker: `tracker` itself when it is one (a class or
+    a function), or one returning a single tracker instance (only for one source)."""
     if tracker is None:
         return None
-    if hasattr(tracker, "update"):
+    if hasattr(tracker, "update") and not isinstance(tracker, type):
         if sources > 1:
             raise ValueError("one tracker instance cannot follow several sources; pass a factory "
                              "(a function returning a new tracker) to give each source its own")

@@ -427,6 +427,12 @@ def resolve_sources(spec: str | int | Path | Sequence[str | int | Path], vid_str
     sources: list[Source] = []
     for s in specs:
         sources += _resolve_one(s, vid_stride, None)
+    return number_sources(sources)
+
+
+def number_sources(sources: list[Source]) -> list[Source]:
+    """Set each source's `source_index` to its position and make names unique (`video`,
+    `video_2`, ...), since names name the outputs; returns `sources`."""
     names: dict[str, int] = {}
     for i, source in enumerate(sources):
         source.source_index = i
