@@ -121,6 +121,25 @@ def test_dynamic_batch_model_batches_frames_of_several_sources(dynamic_onnx: Pat
     det.close()
 
 
+def test_fixed_batch_model_gets_full_batches_of_several_sources(shapes_pt: Path, tmp_path: Path,
+                                                                 video_path: Path) -> None:
+    from converters import export_onnx
+
+    det = Detector(export_onnx(shapes_pt, output=tmp_path / "b2.onnx", imgsz=640, batch=2, verify=False),
+                   device="cpu", backend_options={"spinning": False})
+    assert det.batch_size == 2
+    alone = [det(frame.image) for frame in VideoFile(video_path, vid_stride=STRIDE)]  # padded single frames
+    recorder = RecordingInfer(det.backend.infer)
+    det.backend.infer = recorder
+    results = list(stream(det, [VideoFile(video_path, vid_stride=STRIDE) for _ in range(3)]))
+    for group in by_source(results).values():
+        assert [f.index for f, _ in group] == INDICES
+        assert_same([d for _, d in group], alone)
+    assert set(recorder.batches) == {2}
+    assert len(recorder.batches) < 3 * len(INDICES) * 0.75  # most calls carried two real frames
+    det.close()
+
+
 class VideoCamera:
     """Stand-in for a camera (none can be attached here): a real cv2.VideoCapture on the
     fixture video, paced at its 25 fps, that stalls before the first frame until `resume` is
