@@ -43,6 +43,7 @@ from .summary import RunStats
 log = logging.getLogger(__name__)
 
 _POLL = 0.05
+_MAX_WAIT = 1.0  # seconds ready frames wait for a free request before being submitted anyway
 MAX_OPEN_FILES = 8
 
 
@@ -229,14 +230,16 @@ class Pipeline:
 
     def _gather(self) -> list[tuple[int, int, Frame]]:
         """Wait for a batch worth submitting: frames are ready and a request is free, or no
-        more frames can join (the batch is full, or every lane still reading is full), in
-        which case submitting waits inside the backend and surfaces a failed request.
-        Returns [] when every source is done (or on stop)."""
+        more frames can join (the batch is full, or every lane still reading is full), or
+        they waited _MAX_WAIT; then submitting waits inside the backend and surfaces a request
+        that failed without calling back. Returns [] when every source is done (or on stop)."""
+        since = time.monotonic()
         with self._cond:
             while not self._stop.is_set():
                 ready = sum(len(lane.frames) for lane in self._lanes)
                 room = min(self._batch, self._budget - self._alive)
-                if ready and room > 0 and (self._in_flight < self._job_limit or ready >= room or self._saturated()):
+                full = ready >= room or self._saturated() or time.monotonic() - since > _MAX_WAIT
+                if ready and room > 0 and (self._in_flight < self._job_limit or full):
                     batch = self._take(room)
                     self._in_flight += 1
                     self._alive += len(batch)
@@ -305,6 +308,8 @@ class Pipeline:
             self._threads.append(threading.Thread(target=self._read_files, args=(files,), name=f"read-files-{i}",
                                                   daemon=True))
         self._threads.append(threading.Thread(target=self._submit, args=(aq,), name="submit", daemon=True))
+        for source in self.sources:  # the summary lists sources in their order, those without frames too
+            self.stats.per_source.setdefault(source.name, 0)
         self.stats.started = time.perf_counter()
         for t in self._threads:
             t.start()
