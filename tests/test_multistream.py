@@ -140,6 +140,35 @@ def test_fixed_batch_model_gets_full_batches_of_several_sources(shapes_pt: Path,
     det.close()
 
 
+def test_backend_failure_in_a_worker_reaches_the_caller(ul_onnx: Path, dynamic_onnx: Path, video_path: Path) -> None:
+    """A request that fails on the backend's worker thread never calls back; the next submit
+    (or the final wait) re-raises it, for a batch-1 and a batching model alike."""
+    for model in (ul_onnx, dynamic_onnx):
+        det = Detector(model, device="cpu", backend_options={"spinning": False})
+        recorder = RecordingInfer(det.backend.infer)
+
+        def failing(inputs: np.ndarray) -> np.ndarray:
+            if len(recorder.batches) == 2:
+                raise RuntimeError("device lost")
+            return recorder(inputs)
+
+        det.backend.infer = failing
+        outcome: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                list(stream(det, [VideoFile(video_path, vid_stride=STRIDE) for _ in range(3)]))
+            except RuntimeError as exc:
+                outcome.append(exc)
+
+        worker = threading.Thread(target=run, daemon=True)
+        worker.start()
+        worker.join(timeout=120)
+        assert not worker.is_alive(), f"{model.name}: the pipeline hung after a failed request"
+        assert [str(e) for e in outcome] == ["device lost"]
+        det.close()
+
+
 class VideoCamera:
     """Stand-in for a camera (none can be attached here): a real cv2.VideoCapture on the
     fixture video, paced at its 25 fps, that stalls before the first frame until `resume` is
