@@ -253,7 +253,8 @@ class Pipeline:
         return []
 
     def _saturated(self) -> bool:
-        return all(lane.read_done or len(lane.frames) >= lane.capacity for lane in self._lanes)
+        """No lane can add a frame now: each is full, done, or a file still waiting its turn."""
+        return all(lane.read_done or not lane.started or len(lane.frames) >= lane.capacity for lane in self._lanes)
 
     def _take(self, room: int) -> list[tuple[int, int, Frame]]:
         """Up to `room` ready frames, one per lane per round, starting from a rotating lane."""
