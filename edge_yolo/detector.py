@@ -165,7 +165,8 @@ class Detector:
         return out[0] if single else out
 
     def stream(self, source: Any, **kwargs: Any) -> Any:
-        """Detections for every frame of a video, camera, stream, directory or glob (see pipeline.stream)."""
+        """Detections for every frame of a video, camera, stream, directory or glob, or of a list
+        of them run at once through shared backend calls (see pipeline.stream and Pipeline)."""
         from .pipeline import stream
 
         return stream(self, source, **kwargs)
