@@ -148,6 +148,12 @@ def command(sources: tuple[str, ...], model: str | None, device: str, conf: floa
         sys.exit(code)
 
 
+def _image_stems(sources: list[Any]) -> dict[Path, str]:
+    from edge_yolo.sinks import image_output_stems
+
+    return image_output_stems(p for s in sources if s.kind == "images" for p in s.paths)
+
+
 class DetectRun:
     """One `detect` invocation: pipeline → draw → per-source outputs, with progress and summary."""
 
@@ -164,6 +170,7 @@ class DetectRun:
         self.quiet = quiet
         self.stats = RunStats()
         self.outputs: dict[int, Any] = {}
+        self.stems = _image_stems(sources)
 
     def _outputs_for(self, index: int) -> Any:
         from edge_yolo.sinks import SourceOutputs
@@ -171,7 +178,7 @@ class DetectRun:
         if index not in self.outputs:
             self.outputs[index] = SourceOutputs(
                 self.out_dir, self.sources[index], self.save_media, self.save_json, self.save_txt,
-                on_encoded=lambda s: self.stats.add("encode", s))
+                on_encoded=lambda s: self.stats.add("encode", s), stems=self.stems)
         return self.outputs[index]
 
     def _close_outputs(self, keep: Callable[[int], bool] = lambda i: False) -> None:
