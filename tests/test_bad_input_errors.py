@@ -44,6 +44,11 @@ def test_huge_imgsz_is_refused_and_large_one_warned(our_dynamic_onnx: Path, capl
     assert "pixels of" not in caplog.text
 
 
+def test_huge_export_imgsz_is_refused(shapes_pt: Path, capfd: pytest.CaptureFixture) -> None:
+    code, _, err = run_cli(["export", shapes_pt, "--format", "onnx", "--imgsz", "8000"], capfd)
+    assert (code, err) == (1, "error: imgsz 8000x8000 is too large: at most 7680 pixels a side.\n")
+
+
 @pytest.fixture(scope="module")
 def our_dynamic_onnx(tmp_path_factory: pytest.TempPathFactory, shapes_pt: Path) -> Path:
     from converters import export_onnx
