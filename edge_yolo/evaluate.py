@@ -217,7 +217,7 @@ def make_val_detector(model: str | Path, device: str = "auto", imgsz: int | tupl
     if imgsz is None and (is_pt or read_model_info(model).dynamic):
         imgsz = DEFAULT_VAL_IMGSZ
     return Detector(model, device=device, conf=conf, iou=iou, max_det=max_det, imgsz=imgsz,
-                    precision=precision, multi_label=True)
+                    precision=precision, multi_label=True, rect=False)
 
 
 def evaluate_detector(detector: Any, dataset: Dataset, progress: bool = False) -> tuple[Metrics, list[dict]]:

@@ -134,7 +134,9 @@ def command(sources: tuple[str, ...], model: str | None, device: str, conf: floa
     from edge_yolo.detector import Detector
 
     # ORT's CPU workers spin while idle and lose badly to our decode/encode threads; see DESIGN.md.
+    # A .pt is exported at the first video's aspect (384x640 for 16:9 at 640), as Ultralytics runs it.
     detector = Detector(model, device=device, conf=conf, iou=iou, max_det=max_det, classes=class_ids, imgsz=size,
+                        frame_shape=resolved[0].frame_shape if resolved else None,
                         backend_options={"spinning": False})
     out_dir = output
     if out_dir is None:
