@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import CHECKPOINTS
 from test_cli_detect import run_cli
 
 
@@ -14,8 +15,8 @@ def test_info_onnx_reports_model_and_auto_choice(ul_onnx: Path, capfd: pytest.Ca
     code, out, err = run_cli(["info", ul_onnx], capfd)
     assert code == 0, err
     assert "format:   onnx" in out
-    assert "input:    images (1, 3, 640, 640) float32" in out
-    assert "output:   (1, 7, 8400)" in out
+    assert "input:    images 1x3x640x640 float32" in out
+    assert "output:   1x7x8400" in out
     assert "classes:  3: 0 circle, 1 square, 2 triangle" in out
     assert "  onnxruntime: CPUExecutionProvider" in out  # the remote Azure EP is not listed
     # No GPU here: auto skips TensorRT/CUDA with reasons and lands on OpenVINO.
@@ -35,6 +36,20 @@ def test_info_json_for_openvino_and_a_forced_device(ul_openvino: Path, ul_onnx: 
 
     code, out, _ = run_cli(["info", ul_onnx, "--device", "cpu", "--json"], capfd)
     assert json.loads(out)["selected_detail"]["device"] == "CPUExecutionProvider"
+
+
+def test_info_pt_reports_layout_size_and_training(shapes_pt: Path, capfd: pytest.CaptureFixture) -> None:
+    code, out, err = run_cli(["info", CHECKPOINTS / "yolo12n_ul.pt"], capfd)
+    assert code == 0, err
+    assert "input:    images ?x3x?x? float32" in out
+    assert "layout:   A (Ultralytics YOLO12), scale n" in out
+    assert "size:     2,602,288 parameters, 6.5 GFLOPs at 640x640" in out    # Ultralytics' yolo12n summary
+    assert "training: imgsz 640x640, 3 epochs" in out
+    code, out, _ = run_cli(["info", CHECKPOINTS / "yolov12n_turbo.pt", "--json"], capfd)
+    assert json.loads(out)["checkpoint"]["layout"] == "C"
+    code, out, _ = run_cli(["info", shapes_pt, "--json"], capfd)
+    ckpt = json.loads(out)["checkpoint"]
+    assert (ckpt["train_imgsz"], ckpt["train_epochs"], ckpt["fused"]) == ([320, 320], 25, False)
 
 
 def test_info_errors_are_one_line(tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
