@@ -62,7 +62,7 @@ def test_benchmark_every_backend_on_real_frames(tmp_path: Path, ul_onnx: Path, c
     code, out, err = run_cli(["benchmark", ul_onnx, "--frames", "5", "--json", out_json], capfd)
     assert code == 0, err
     result = json.loads(out_json.read_text())
-    assert result["source"].endswith("examples/assets/video.mp4")
+    assert result["source"].endswith("edge_yolo/assets/sample.mp4")     # shipped in the package
     rows = {(r["device"], r["precision"]): r for r in result["results"]}
     assert ("cpu", "f32") in rows and ("openvino:CPU", "f32") in rows
     assert len(rows) == 3  # OpenVINO default precision, OpenVINO f32, ORT CPU
@@ -70,7 +70,33 @@ def test_benchmark_every_backend_on_real_frames(tmp_path: Path, ul_onnx: Path, c
         assert 0 < r["latency_p50_ms"] <= r["latency_p95_ms"]
         assert 0 < r["infer_p50_ms"] <= r["latency_p50_ms"]
         assert r["throughput_fps"] > 0
+        assert r["format"] == "onnx" and r["size_mb"] == round(ul_onnx.stat().st_size / 2**20, 2)
     assert "throughput" in out and "openvino:CPU" in out
+
+
+def test_benchmark_pt_exports_each_format_with_map(tmp_path: Path, shapes_pt: Path, val_dir: Path,
+                                                   capfd: pytest.CaptureFixture) -> None:
+    """A .pt with --data: a row for the .pt on torch and for each export, each with mAP through val."""
+    from test_cli_val import small_dataset
+
+    data = small_dataset(val_dir, tmp_path / "data", 6)
+    out_json = tmp_path / "bench.json"
+    code, out, err = run_cli(["benchmark", shapes_pt, "--data", data, "--device", "cpu", "--formats", "pytorch,onnx",
+                              "--frames", "5", "-o", tmp_path / "exports", "--json", out_json], capfd)
+    assert code == 0, err
+    result = json.loads(out_json.read_text())
+    assert result["source"] == f"images of {data}" and result["frames"] == 5
+    rows = result["results"]
+    assert [(r["format"], r["backend"]) for r in rows] == [("pytorch", "torch"), ("onnx", "onnxruntime")]
+    assert (tmp_path / "exports" / "yolo12n_shapes.onnx").is_file()
+    assert rows[1]["size_mb"] == round((tmp_path / "exports" / "yolo12n_shapes.onnx").stat().st_size / 2**20, 2)
+    # the same network at the same size (the training imgsz, 320): the same mAP on torch and ONNX Runtime
+    assert rows[0]["map50_95"] > 0.2 and abs(rows[0]["map50_95"] - rows[1]["map50_95"]) < 0.005
+    table = out[out.index("format "):].splitlines()            # after the exporter's own progress lines
+    assert table[0].split()[:6] == ["format", "device", "precision", "size", "MB", "mAP50-95"]
+    assert table[2].split()[:2] == ["pytorch", "torch"] and table[2].split()[4] == f"{rows[0]['map50_95']:.4f}"
+    code, _, err = run_cli(["benchmark", shapes_pt, "--formats", "tflite"], capfd)
+    assert code == 1 and "unknown format 'tflite'" in err
 
 
 def test_benchmark_bad_source(tmp_path: Path, ul_onnx: Path, capfd: pytest.CaptureFixture) -> None:
