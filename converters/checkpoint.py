@@ -91,6 +91,8 @@ def _read_pickle(path: Path) -> Any:
         return torch.load(path, map_location="cpu", weights_only=False, pickle_module=make_pickle_module())
     except UnsafeCheckpointError as e:
         raise UnsafeCheckpointError(f"refused to load {path}: {e} (nothing in the file was run)") from None
+    except UnsupportedModelError as e:
+        raise UnsupportedModelError(f"{path} is {e}; nothing in the file was run") from None
     except Exception as e:  # zip/pickle/storage errors of a damaged file
         raise ModelLoadError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from None
 

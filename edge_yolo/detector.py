@@ -70,7 +70,7 @@ class Detector:
 
     Args:
         model: .onnx, OpenVINO IR (.xml or `*_openvino_model/`), or .pt checkpoint.
-        device: auto, tensorrt[:N], cuda[:N], openvino[:CPU|GPU|AUTO], onnxruntime-cpu (cpu), torch.
+        device: auto, cpu (ONNX Runtime CPU), openvino[:CPU|GPU|NPU|AUTO], cuda[:N], tensorrt[:N], torch.
         conf, iou, max_det, classes, agnostic, multi_label: NMS settings (see postprocess).
         imgsz: network input (h, w) or side for dynamic models (rounded up to the stride);
             default the model's metadata imgsz, else 640.

@@ -115,7 +115,8 @@ def format_report(report: dict[str, Any]) -> str:
 
 @click.command(short_help="Show a model's format, shapes, classes, metadata and the backend `auto` picks.")
 @click.argument("model", type=click.Path(path_type=Path))
-@click.option("--device", default="auto", show_default=True, help="Which device request to resolve.")
+@click.option("--device", default="auto", show_default=True, help="Which device request to resolve: auto, cpu, openvino[:CPU|GPU|NPU|AUTO], cuda[:N], "
+              "tensorrt[:N], torch.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def command(model: Path, device: str, as_json: bool) -> None:
     """Describe MODEL (.onnx, OpenVINO IR or .pt) and the backend that would run it here."""
