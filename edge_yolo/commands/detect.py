@@ -9,7 +9,6 @@ with 130 (SIGINT) or 143 (SIGTERM); a second Ctrl-C aborts at once.
 from __future__ import annotations
 
 import logging
-import re
 import signal
 import sys
 import threading
@@ -20,20 +19,10 @@ from typing import Any, Callable
 
 import click
 
+from edge_yolo.commands.options import parse_imgsz
 from edge_yolo.errors import EdgeYoloError, ModelLoadError, SourceError
 
 log = logging.getLogger("edge_yolo")
-
-
-def parse_imgsz(value: str | None) -> int | tuple[int, int] | None:
-    """`640` → 640, `480,640` / `480x640` → (480, 640) as (h, w)."""
-    if value is None:
-        return None
-    parts = [p for p in re.split(r"[,x ]+", value.strip().lower()) if p]
-    if not parts or len(parts) > 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
-        raise EdgeYoloError(f"--imgsz must be a size like 640 or H,W like 480,640, got {value!r}")
-    sizes = [int(p) for p in parts]
-    return sizes[0] if len(sizes) == 1 else (sizes[0], sizes[1])
 
 
 def parse_classes(value: str | None) -> list[int] | None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from ..errors import DataError, ModelLoadError
+from .options import parse_imgsz
 from ..evaluate import VAL_CONF, VAL_IOU, VAL_MAX_DET, Metrics
 
 
@@ -19,8 +20,9 @@ from ..evaluate import VAL_CONF, VAL_IOU, VAL_MAX_DET, Metrics
 @click.option("--device", default="auto", show_default=True,
               help="Backend/device, or a comma list: every model is evaluated on each. A .pt with "
                    "'auto' runs on our PyTorch rebuild ('torch').")
-@click.option("--imgsz", type=int, default=None,
-              help="Square letterbox size  [default: 640, or a static model's fixed input size]")
+@click.option("--imgsz", default=None,
+              help="Letterbox size 640 or H,W  [default: the model's own: a .pt's training size, a static "
+                   "model's fixed input, a dynamic model's metadata imgsz, else 640]")
 @click.option("--conf", type=float, default=VAL_CONF, show_default=True, help="Confidence threshold.")
 @click.option("--iou", type=float, default=VAL_IOU, show_default=True, help="NMS IoU threshold.")
 @click.option("--max-det", type=int, default=VAL_MAX_DET, show_default=True, help="Detections kept per image.")
@@ -30,18 +32,19 @@ from ..evaluate import VAL_CONF, VAL_IOU, VAL_MAX_DET, Metrics
               help="Write the metrics of every run as JSON.")
 @click.option("--save-json", type=click.Path(dir_okay=False, path_type=Path),
               help="Write COCO-format predictions (one file per run when there are several).")
-def command(models: tuple[str, ...], data: str, device: str, imgsz: int | None, conf: float, iou: float,
+def command(models: tuple[str, ...], data: str, device: str, imgsz: str | None, conf: float, iou: float,
             max_det: int, precision: str, save_metrics: Path | None, save_json: Path | None) -> None:
     """Measure mAP50-95 / mAP50 / precision / recall of MODELS on the val split of --data.
 
     Ultralytics' val protocol (conf 0.001, multi-label NMS, iou 0.7, max_det 300) with a
-    square letterbox for every model; metrics from pycocotools on the labels converted to
-    COCO. Several models or devices are shown side by side with Δ to the first.
+    letterbox at the model's own size (a .pt: its training size) unless --imgsz is given;
+    metrics from pycocotools on the labels converted to COCO. Several models or devices are shown side by side with Δ to the first.
     """
     from ..dataset import load_dataset
-    from ..evaluate import evaluate_detector, make_val_detector, require_pycocotools
+    from ..evaluate import evaluate_detector, imgsz_origin, make_val_detector, require_pycocotools
 
     require_pycocotools()
+    size = parse_imgsz(imgsz)
     if not Path(data).exists():
         raise DataError(f"dataset not found: {data}")
     for model in models:
@@ -51,7 +54,9 @@ def command(models: tuple[str, ...], data: str, device: str, imgsz: int | None, 
     runs, dataset = [], None
     for model in models:
         for dev in devices:
-            detector = make_val_detector(model, dev, imgsz, conf, iou, max_det, precision)
+            detector = make_val_detector(model, dev, size, conf, iou, max_det, precision)
+            h, w = detector.imgsz
+            click.echo(f"{model}: imgsz {h}x{w} ({imgsz_origin(detector, size)})", err=True)
             try:
                 if dataset is None:
                     dataset = load_dataset(data, names=detector.names)
