@@ -12,7 +12,7 @@ import numpy as np
 from .backends.base import Backend, BackendInfo
 from .backends.select import create_backend, parse_device
 from .detections import Detections
-from .errors import ExportError, ModelLoadError, SourceError, UnsupportedModelError
+from .errors import ModelLoadError, SourceError, UnsupportedModelError
 from .modelinfo import ModelInfo, read_model_info
 from .postprocess import postprocess
 from .preprocess import LetterboxMeta, as_bgr, letterbox, letterbox_into, read_image, scale_boxes, to_nhwc
@@ -40,13 +40,10 @@ def exported_onnx(checkpoint: Path, imgsz: tuple[int, int] | None) -> Path:
     onnx_path = checkpoint.with_name(f"{checkpoint.stem}{size}.edge-yolo.onnx")
     if onnx_path.exists() and onnx_path.stat().st_mtime >= checkpoint.stat().st_mtime:
         return onnx_path
-    try:
-        from converters.export_onnx import export_onnx
-    except ImportError as exc:
-        raise ExportError(
-            f"running {checkpoint.name} needs an ONNX export, which needs the export extra: "
-            "pip install 'edge-yolo[export]' (or use an exported .onnx)"
-        ) from exc
+    from converters.export_common import require_export_extra
+    from converters.export_onnx import export_onnx
+
+    require_export_extra(f"running {checkpoint.name} (exported to ONNX on first use)")
     return Path(export_onnx(checkpoint, output=onnx_path, imgsz=imgsz))
 
 
