@@ -241,9 +241,10 @@ def _open_capture(target: str | int) -> Capture:
 
 
 class LiveSource(Source):
-    """A webcam or a network stream. When it drops, it reconnects with exponential back-off
-    (`backoff` seconds doubling up to `max_backoff`), at most `reconnects` times in a row;
-    then it ends with one warning line. `opener` makes the capture (tests inject their own).
+    """A webcam or a network stream. A stream is opened with up to `reconnects` retries; a
+    webcam that does not open fails at once. When either drops, it reconnects with exponential
+    back-off (`backoff` seconds doubling up to `max_backoff`), at most `reconnects` times in a
+    row, each retry announced with a warning; then it ends with one warning line. `opener` makes the capture (tests inject their own).
     `stop` (a threading.Event) ends the source early, e.g. when the pipeline closes."""
 
     live = True
@@ -267,10 +268,12 @@ class LiveSource(Source):
         self.max_backoff = max_backoff
         self.stop = threading.Event()
         self.reconnect_count = 0
+        self.lost = False        # True once it dropped and every reconnect failed
         self._capture: Capture | None = None
 
     def _connect(self, attempts: int) -> Capture | None:
-        """Open the capture, up to `attempts` times with back-off; None when every attempt failed."""
+        """Open the capture, up to `attempts` times with back-off (each retry announced with a
+        warning); None when every attempt failed."""
         delay = self.backoff
         for attempt in range(attempts):
             if attempt and self.stop.wait(delay):
@@ -284,15 +287,23 @@ class LiveSource(Source):
                 self.fps = fps if fps and 0 < fps < 1000 else self.fps
                 return capture
             capture.release()
-            delay = min(delay * 2, self.max_backoff)
+            delay = min(delay * 2, self.max_backoff) if attempt else delay
+            if attempt + 1 < attempts:
+                log.warning("%s %s: cannot connect (attempt %d of %d); trying again in %.3g s",
+                            self.kind, self.target, attempt + 1, attempts, delay)
         return None
 
     def __iter__(self) -> Iterator[Frame]:
-        capture = self._connect(1 + self.reconnects)
+        if self.kind == "webcam":   # a local device is there or not: retrying the first open only delays the error
+            capture = self._connect(1)
+            failure = f"cannot open webcam {self.target}: no camera with that index, or it is in use"
+        else:
+            capture = self._connect(1 + self.reconnects)
+            failure = f"cannot open stream {self.target} (tried {1 + self.reconnects} times)"
         if capture is None:
             self._capture = None
             if not self.stop.is_set():
-                raise SourceError(f"cannot open {self.kind} {self.target} (tried {1 + self.reconnects} times)")
+                raise SourceError(failure)
             return
         self._capture = capture
         start = time.monotonic()
@@ -303,11 +314,13 @@ class LiveSource(Source):
                 if not ok or image is None:
                     capture.release()
                     self.reconnect_count += 1
-                    log.debug("%s %s dropped; reconnecting", self.kind, self.target)
+                    if not self.stop.is_set():
+                        log.warning("%s %s dropped; reconnecting", self.kind, self.target)
                     capture = self._connect(self.reconnects)
                     self._capture = capture
                     if capture is None:
                         if not self.stop.is_set():
+                            self.lost = True
                             log.warning("%s %s lost; gave up after %d reconnect attempts", self.kind, self.target, self.reconnects)
                         return
                     continue

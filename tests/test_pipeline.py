@@ -157,6 +157,7 @@ def test_dead_stream_among_several_sources(ort_detector: Detector, val_images: l
     assert [f.path.name for f, _ in results] == [p.name for p in val_images[:2]]
     assert [s for s, _ in pipe.failed] == [dead]
     assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
+        "stream rtsp://gone/cam: cannot connect (attempt 1 of 2); trying again in 0.01 s",
         "cannot open stream rtsp://gone/cam (tried 2 times); continuing with the other sources"]
 
 

@@ -3,7 +3,9 @@
 Outputs go to --output (default runs/detect/<n>): annotated media, and with --save-json /
 --save-txt JSON lines and YOLO labels. The first Ctrl-C or SIGTERM stops reading and
 finalises every output (a playable video, one JSON line per written frame) before exiting
-with 130 (SIGINT) or 143 (SIGTERM); a second Ctrl-C aborts at once.
+with 130 (SIGINT) or 143 (SIGTERM); a second Ctrl-C aborts at once. When some sources could
+not be read (or a stream was lost) while others were, the outputs of the others are written,
+the summary names the failed ones and the exit code is 3.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from edge_yolo.commands.options import parse_imgsz
 from edge_yolo.errors import EdgeYoloError, ModelLoadError, SourceError
 
 log = logging.getLogger("edge_yolo")
+
+EXIT_SOURCES_FAILED = 3
 
 
 def parse_classes(value: str | None) -> list[int] | None:
@@ -153,6 +157,7 @@ class DetectRun:
         self.quiet = quiet
         self.stats = RunStats()
         self.outputs: dict[int, Any] = {}
+        self.failed: list[str] = []   # why each failed source failed
 
     def _outputs_for(self, index: int) -> Any:
         from edge_yolo.sinks import SourceOutputs
@@ -210,6 +215,8 @@ class DetectRun:
             pipeline.close()
             progress.close()
             self._close_outputs()
+        self.failed = [str(exc) for _, exc in pipeline.failed]
+        self.failed += [f"{s.kind} {s.target} lost" for s in self.sources if getattr(s, "lost", False)]
         return self._report(stop if stop.event.is_set() else None)
 
     def _report(self, stop: StopSignal | None) -> int:
@@ -217,9 +224,15 @@ class DetectRun:
         if stop is not None:
             log.warning("interrupted after %d frames; outputs in %s are complete up to there", written, self.out_dir)
         if written == 0 and stop is None:
-            raise SourceError("no frame could be read from the given sources")
+            raise SourceError("no frame could be read from the given sources"
+                              + (f" ({'; '.join(self.failed)})" if self.failed else ""))
         if not self.quiet:
             click.echo(self.stats.format(self.detector.backend_info.describe()), err=True)
             if self.out_dir.exists():
                 click.echo(f"results saved to {self.out_dir}", err=True)
-        return stop.exit_code if stop is not None else 0
+        if self.failed:  # shown even with --quiet: the exit code alone would not say which
+            click.echo(f"failed sources ({len(self.failed)} of {len(self.sources)}): "
+                       + "; ".join(self.failed), err=True)
+        if stop is not None:
+            return stop.exit_code
+        return EXIT_SOURCES_FAILED if self.failed else 0
