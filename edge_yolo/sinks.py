@@ -218,36 +218,69 @@ class JsonlWriter:
             self._file = None
 
 
-class TxtLabelWriter:
-    """YOLO-format labels: `class cx cy w h conf`, normalised to the image size.
+def frame_stem(frame: Any) -> str:
+    """The file stem of one frame's label file or crops: the image's stem for image files,
+    `<source>_<n>` for video and stream frames, n the 1-based frame number (as Ultralytics
+    names them)."""
+    return frame.path.stem if getattr(frame, "path", None) is not None else f"{frame.source}_{frame.index + 1}"
 
-    Image frames go to `<dir>/<image stem>.txt`, video/stream frames to `<dir>/<name>_<frame>.txt`.
+
+class TxtLabelWriter:
+    """YOLO-format labels, `class cx cy w h` normalised to the image size (reusable as training
+    labels), with a sixth column `conf` when `save_conf`. One file per frame, named by `frame_stem`.
     """
 
-    def __init__(self, directory: str | Path) -> None:
+    def __init__(self, directory: str | Path, save_conf: bool = False) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
+        self.save_conf = save_conf
         self.files = 0
 
     def write(self, frame: Any, detections: Any) -> Path:
         h, w = frame.image.shape[:2]
-        stem = frame.path.stem if getattr(frame, "path", None) is not None else f"{frame.source}_{frame.index}"
         xyxy = np.asarray(detections.xyxy, dtype=np.float64).reshape(-1, 4)
         cx = (xyxy[:, 0] + xyxy[:, 2]) / 2 / w
         cy = (xyxy[:, 1] + xyxy[:, 3]) / 2 / h
         bw = (xyxy[:, 2] - xyxy[:, 0]) / w
         bh = (xyxy[:, 3] - xyxy[:, 1]) / h
         lines = [
-            f"{int(k)} {a:.6f} {b:.6f} {c:.6f} {d:.6f} {float(s):.6f}"
+            f"{int(k)} {a:.6f} {b:.6f} {c:.6f} {d:.6f}" + (f" {float(s):.6f}" if self.save_conf else "")
             for k, a, b, c, d, s in zip(detections.class_id, cx, cy, bw, bh, detections.confidence)
         ]
-        path = self.directory / f"{stem}.txt"
+        path = self.directory / f"{frame_stem(frame)}.txt"
         path.write_text("".join(line + "\n" for line in lines))
         self.files += 1
         return path
 
     def close(self) -> None:
         """Nothing to release (one file per frame, each closed when written)."""
+
+
+class CropWriter:
+    """Each detected box cut from the original frame: `<dir>/<class name>/<frame stem>_<k>.jpg`,
+    k the 1-based position of the detection in its frame (the line of its label file)."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+        self.files = 0
+
+    def write(self, frame: Any, detections: Any) -> list[Path]:
+        h, w = frame.image.shape[:2]
+        stem, paths = frame_stem(frame), []
+        for k, (box, cls) in enumerate(zip(np.asarray(detections.xyxy).reshape(-1, 4), detections.class_id), 1):
+            x1, y1 = max(int(np.floor(box[0])), 0), max(int(np.floor(box[1])), 0)
+            x2, y2 = min(int(np.ceil(box[2])), w), min(int(np.ceil(box[3])), h)
+            if x2 <= x1 or y2 <= y1:
+                continue
+            name = _safe_name(detections.names.get(int(cls), str(int(cls))))
+            paths.append(write_image(self.directory / name / f"{stem}_{k}.jpg", frame.image[y1:y2, x1:x2]))
+        self.files += len(paths)
+        return paths
+
+
+def _safe_name(name: str) -> str:
+    """A class name usable as a directory name."""
+    return "".join(c if c.isalnum() or c in "-_. " else "_" for c in name).strip(" .") or "class"
 
 
 def next_run_dir(root: str | Path = "runs/detect") -> Path:
@@ -260,11 +293,12 @@ def next_run_dir(root: str | Path = "runs/detect") -> Path:
 
 
 class SourceOutputs:
-    """Everything written for one source: annotated media, JSON lines, label files.
+    """Everything written for one source: annotated media, JSON lines, label files, crops.
 
     Video and live sources get `<dir>/<name>.mp4`; image sources get `<dir>/<file name>`.
-    `<dir>/<name>.jsonl` and `<dir>/labels/` come with save_json / save_txt. Writers open on
-    the first frame (a video needs its size) and `close()` finalises them.
+    `<dir>/<name>.jsonl`, `<dir>/labels/` and `<dir>/crops/` come with save_json / save_txt /
+    save_crop (`save_conf` adds the confidence to the labels). Writers open on the first frame
+    (a video needs its size) and `close()` finalises them.
     """
 
     def __init__(
@@ -275,16 +309,20 @@ class SourceOutputs:
         save_json: bool,
         save_txt: bool,
         on_encoded: Any = None,
+        save_conf: bool = False,
+        save_crop: bool = False,
     ) -> None:
         self.directory = directory
         self.source = source
         self.save_media = save_media
         self.save_json = save_json
         self.save_txt = save_txt
+        self.save_conf = save_conf
         self.on_encoded = on_encoded
         self.video: VideoWriter | None = None
         self.jsonl: JsonlWriter | None = None
         self.labels: TxtLabelWriter | None = None
+        self.crops: CropWriter | None = CropWriter(directory / "crops") if save_crop else None
         self.paths: list[Path] = []
 
     def write(self, frame: Any, detections: Any, annotated: np.ndarray | None) -> None:
@@ -307,9 +345,11 @@ class SourceOutputs:
             self.jsonl.write(frame, detections)
         if self.save_txt:
             if self.labels is None:
-                self.labels = TxtLabelWriter(self.directory / "labels")
+                self.labels = TxtLabelWriter(self.directory / "labels", self.save_conf)
                 self.paths.append(self.labels.directory)
             self.labels.write(frame, detections)
+        if self.crops is not None:
+            self.crops.write(frame, detections)
 
     def close(self) -> None:
         """Finalise every writer (the video's container index included); safe to call twice."""

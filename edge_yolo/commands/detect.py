@@ -98,11 +98,18 @@ def _check_show() -> None:
 @click.option("--imgsz", default=None, help="Input size 640 or H,W (dynamic models only; default: the model's).")
 @click.option("--classes", default=None, help="Keep only these class ids, e.g. 0,2.")
 @click.option("--max-det", type=click.IntRange(1), default=300, show_default=True, help="Detections per frame at most.")
+@click.option("--agnostic-nms", is_flag=True, help="Class-agnostic NMS: overlapping boxes of different classes suppress each other.")
+@click.option("--precision", type=click.Choice(["auto", "f32", "f16", "bf16"]), default="auto", show_default=True,
+              help="Inference precision: auto is the device's fastest (bf16 on AMX CPUs with OpenVINO); f32 for exact f32.")
 @click.option("--output", "-o", type=click.Path(path_type=Path), default=None,
               help="Output directory (default runs/detect/<n>, the next free n).")
 @click.option("--no-save", is_flag=True, help="Do not save annotated images/videos.")
 @click.option("--save-json", is_flag=True, help="Write <name>.jsonl: one line per frame with its detections.")
-@click.option("--save-txt", is_flag=True, help="Write YOLO-format labels (class cx cy w h conf) to labels/.")
+@click.option("--save-txt", is_flag=True,
+              help="Write YOLO-format labels (class cx cy w h, normalised) to labels/<image stem>.txt or "
+                   "labels/<video>_<frame>.txt (frame 1-based).")
+@click.option("--save-conf", is_flag=True, help="Add the confidence to every label line (implies --save-txt).")
+@click.option("--save-crop", is_flag=True, help="Save every detected box as crops/<class>/<stem>_<k>.jpg.")
 @click.option("--show", is_flag=True, help="Display the annotated frames (needs a GUI OpenCV).")
 @click.option("--vid-stride", type=click.IntRange(1), default=1, show_default=True, help="Process every N-th video frame.")
 @click.option("--line-width", type=click.IntRange(1), default=None, help="Box line width in pixels (default: from image size).")
@@ -110,9 +117,9 @@ def _check_show() -> None:
 @click.option("--hide-conf", is_flag=True, help="Draw labels without confidences.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
 def command(sources: tuple[str, ...], model: str | None, device: str, conf: float, iou: float, imgsz: str | None,
-            classes: str | None, max_det: int, output: Path | None, no_save: bool, save_json: bool, save_txt: bool,
-            show: bool, vid_stride: int, line_width: int | None, hide_labels: bool, hide_conf: bool,
-            quiet: bool) -> None:
+            classes: str | None, max_det: int, agnostic_nms: bool, precision: str, output: Path | None,
+            no_save: bool, save_json: bool, save_txt: bool, save_conf: bool, save_crop: bool, show: bool,
+            vid_stride: int, line_width: int | None, hide_labels: bool, hide_conf: bool, quiet: bool) -> None:
     """Detect objects in SOURCE...: images, directories, globs, videos, webcam indices (0),
     stream URLs (rtsp://, http(s)://) or .txt files listing sources."""
     from edge_yolo.sources import resolve_sources
@@ -127,15 +134,17 @@ def command(sources: tuple[str, ...], model: str | None, device: str, conf: floa
     from edge_yolo.detector import Detector
 
     # ORT's CPU workers spin while idle and lose badly to our decode/encode threads; see DESIGN.md.
-    detector = Detector(model, device=device, conf=conf, iou=iou, max_det=max_det, classes=class_ids, imgsz=size,
-                        backend_options={"spinning": False})
+    detector = Detector(model, device=device, conf=conf, iou=iou, max_det=max_det, classes=class_ids,
+                        agnostic=agnostic_nms, imgsz=size, precision=precision, backend_options={"spinning": False})
     out_dir = output
     if out_dir is None:
         from edge_yolo.sinks import next_run_dir
 
         out_dir = next_run_dir()
-    run = DetectRun(detector, resolved, out_dir, save_media=not no_save, save_json=save_json, save_txt=save_txt,
-                    show=show, line_width=line_width, labels=not hide_labels, confidence=not hide_conf, quiet=quiet)
+    run = DetectRun(detector, resolved, out_dir, save_media=not no_save, save_json=save_json,
+                    save_txt=save_txt or save_conf, show=show, line_width=line_width, labels=not hide_labels,
+                    confidence=not hide_conf, quiet=quiet, save_conf=save_conf, save_crop=save_crop,
+                    precision=precision)
     code = run.execute()
     if code:
         sys.exit(code)
@@ -146,15 +155,17 @@ class DetectRun:
 
     def __init__(self, detector: Any, sources: list[Any], out_dir: Path, save_media: bool, save_json: bool,
                  save_txt: bool, show: bool, line_width: int | None, labels: bool, confidence: bool,
-                 quiet: bool) -> None:
+                 quiet: bool, save_conf: bool = False, save_crop: bool = False, precision: str = "auto") -> None:
         from edge_yolo.summary import RunStats
 
         self.detector = detector
         self.sources = sources
         self.out_dir = out_dir
         self.save_media, self.save_json, self.save_txt, self.show = save_media, save_json, save_txt, show
+        self.save_conf, self.save_crop = save_conf, save_crop
         self.draw_kw = {"line_width": line_width, "labels": labels, "confidence": confidence}
         self.quiet = quiet
+        self.precision = precision
         self.stats = RunStats()
         self.outputs: dict[int, Any] = {}
         self.failed: list[str] = []   # why each failed source failed
@@ -165,7 +176,7 @@ class DetectRun:
         if index not in self.outputs:
             self.outputs[index] = SourceOutputs(
                 self.out_dir, self.sources[index], self.save_media, self.save_json, self.save_txt,
-                on_encoded=lambda s: self.stats.add("encode", s))
+                on_encoded=lambda s: self.stats.add("encode", s), save_conf=self.save_conf, save_crop=self.save_crop)
         return self.outputs[index]
 
     def _close_outputs(self, keep: Callable[[int], bool] = lambda i: False) -> None:
@@ -183,6 +194,7 @@ class DetectRun:
         from edge_yolo.annotate import draw_detections
         from edge_yolo.pipeline import Pipeline
         from edge_yolo.progress import Progress
+        from edge_yolo.summary import count_line
 
         lengths = [s.length for s in self.sources]
         total = None if any(n is None for n in lengths) else sum(lengths)
@@ -206,6 +218,8 @@ class DetectRun:
                     t2 = time.perf_counter()
                     self.stats.add("draw", t1 - t0)
                     self.stats.add("write", t2 - t1)
+                    if frame.path is not None:
+                        progress.write(f"{frame.path}: {count_line(detections.class_id, detections.names)}")
                     progress.update()
                     if self.show and not _show(source.name, annotated):
                         break
@@ -227,7 +241,13 @@ class DetectRun:
             raise SourceError("no frame could be read from the given sources"
                               + (f" ({'; '.join(self.failed)})" if self.failed else ""))
         if not self.quiet:
-            click.echo(self.stats.format(self.detector.backend_info.describe()), err=True)
+            from edge_yolo.summary import precision_note
+
+            info = self.detector.backend_info
+            click.echo(self.stats.format(info.describe()), err=True)
+            note = precision_note(info.precision, self.precision, self.detector.model_info.input_dtype)
+            if note:
+                click.echo(f"precision: {note}", err=True)
             if self.out_dir.exists():
                 click.echo(f"results saved to {self.out_dir}", err=True)
         if self.failed:  # shown even with --quiet: the exit code alone would not say which
