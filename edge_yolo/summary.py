@@ -105,5 +105,5 @@ def precision_note(run_precision: str, requested: str, model_dtype: Any) -> str 
     if requested != "auto" or run_precision not in ("bf16", "f16") or np.dtype(model_dtype) != np.float32:
         return None
     return (f"{run_precision} is this device's fastest default for the f32 model; results can differ slightly "
-            "from other f32 runtimes; for f32 pass --precision f32 to detect, val or benchmark "
+            "from other f32 runtimes; for f32 pass --precision f32 to detect or val "
             "(precision=\"f32\" in Python)")

@@ -50,7 +50,7 @@ def test_auto_precision_says_when_bf16_is_used(photos: Path, ul_onnx: Path, tmp_
     reduced = "backend: openvino CPU (bf16)" in err       # a CPU without bf16 runs f32 and needs no note
     assert ("precision: bf16 is this device's fastest default for the f32 model" in err) == reduced
     if reduced:
-        assert "pass --precision f32 to detect, val or benchmark" in err
+        assert "pass --precision f32 to detect or val (precision=\"f32\" in Python)" in err
     code, out, err = run_cli(["info", ul_onnx], capfd)
     assert code == 0, err
     assert ("\nprecision: bf16 is this device's fastest default" in out) == reduced
