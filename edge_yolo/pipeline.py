@@ -349,6 +349,7 @@ class Pipeline:
             lane.next_out += 1
             t0 = time.perf_counter()
             detections = self.detector.postprocess(output0, [meta])[0]
+            detections.frame_index, detections.path = frame.index, frame.path
             t1 = time.perf_counter()
             self.stats.add("post", t1 - t0)
             if self._tracker_factory is not None:
