@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 
 _POLL = 0.05
 _MAX_WAIT = 1.0  # seconds ready frames wait for a free request before being submitted anyway
-MAX_OPEN_FILES = 8
+MAX_OPEN_FILES = 4
 
 
 class _End:

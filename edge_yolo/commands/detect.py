@@ -121,8 +121,9 @@ def command(sources: tuple[str, ...], model: str | None, device: str, conf: floa
             no_save: bool, save_json: bool, save_txt: bool, save_conf: bool, save_crop: bool, show: bool,
             vid_stride: int, line_width: int | None, hide_labels: bool, hide_conf: bool, quiet: bool) -> None:
     """Detect objects in SOURCE...: images, directories, globs, videos, webcam indices (0),
-    stream URLs (rtsp://, http(s)://) or .txt files listing sources. Several sources run at
-    once through shared inference calls, each with its own outputs."""
+    stream URLs (rtsp://, http(s)://) or .txt files listing sources. The SOURCE arguments run
+    at once through shared inference calls, each with its own outputs; the files a directory,
+    glob or list expands into take their turn."""
     from edge_yolo.sources import resolve_sources
 
     if not model:
@@ -148,7 +149,7 @@ def command(sources: tuple[str, ...], model: str | None, device: str, conf: floa
     run = DetectRun(detector, resolved, out_dir, save_media=not no_save, save_json=save_json,
                     save_txt=save_txt or save_conf, show=show, line_width=line_width, labels=not hide_labels,
                     confidence=not hide_conf, quiet=quiet, save_conf=save_conf, save_crop=save_crop,
-                    precision=precision)
+                    precision=precision, max_open_files=len(sources))
     code = run.execute()
     if code:
         sys.exit(code)
@@ -163,11 +164,15 @@ def _image_stems(sources: list[Any]) -> dict[Path, str]:
 class DetectRun:
     """One `detect` invocation: pipeline → draw → per-source outputs, with progress and summary.
 
-    All sources run at once; each one's outputs are finalised as soon as it ends."""
+    Live sources and up to `max_open_files` files run at once (the CLI passes the number of
+    SOURCE arguments: those run together, while a directory, glob or list expands into files
+    that take their turn, keeping memory flat); each source's outputs are finalised as soon as
+    it ends."""
 
     def __init__(self, detector: Any, sources: list[Any], out_dir: Path, save_media: bool, save_json: bool,
                  save_txt: bool, show: bool, line_width: int | None, labels: bool, confidence: bool,
-                 quiet: bool, save_conf: bool = False, save_crop: bool = False, precision: str = "auto") -> None:
+                 quiet: bool, save_conf: bool = False, save_crop: bool = False, precision: str = "auto",
+                 max_open_files: int = 1) -> None:
         from edge_yolo.summary import RunStats
 
         self.detector = detector
@@ -178,6 +183,7 @@ class DetectRun:
         self.draw_kw = {"line_width": line_width, "labels": labels, "confidence": confidence}
         self.quiet = quiet
         self.precision = precision
+        self.max_open_files = max_open_files
         self.stats = RunStats()
         self.outputs: dict[int, Any] = {}
         self.stems = _image_stems(sources)
@@ -217,6 +223,7 @@ class DetectRun:
         draw = self.save_media or self.show
         stop = StopSignal()
         pipeline = Pipeline(self.detector, self.sources, stats=self.stats, stop=stop.event,
+                            max_open_files=self.max_open_files,
                             on_source_end=lambda s: self._close_outputs(only=s.source_index))
         try:
             with stop:
