@@ -15,9 +15,10 @@ class Detections:
         confidence: (N,) float32 scores.
         class_id: (N,) int64 class indices.
         names: class index -> class name.
+        tracker_id: (N,) int64 track ids when a tracker has seen these boxes, else None.
     """
 
-    __slots__ = ("xyxy", "confidence", "class_id", "names")
+    __slots__ = ("xyxy", "confidence", "class_id", "names", "tracker_id")
 
     def __init__(
         self,
@@ -25,6 +26,7 @@ class Detections:
         confidence: np.ndarray,
         class_id: np.ndarray,
         names: dict[int, str] | None = None,
+        tracker_id: np.ndarray | None = None,
     ) -> None:
         self.xyxy = np.asarray(xyxy, dtype=np.float32).reshape(-1, 4)
         self.confidence = np.asarray(confidence, dtype=np.float32).reshape(-1)
@@ -32,6 +34,9 @@ class Detections:
         if not (len(self.xyxy) == len(self.confidence) == len(self.class_id)):
             raise ValueError("xyxy, confidence and class_id must have the same length")
         self.names = dict(names) if names else {}
+        self.tracker_id = None if tracker_id is None else np.asarray(tracker_id, dtype=np.int64).reshape(-1)
+        if self.tracker_id is not None and len(self.tracker_id) != len(self.class_id):
+            raise ValueError("tracker_id must have one id per detection")
 
     @classmethod
     def empty(cls, names: dict[int, str] | None = None) -> Detections:
@@ -48,7 +53,8 @@ class Detections:
     def __getitem__(self, index: int | slice | np.ndarray | list) -> Detections:
         if isinstance(index, (int, np.integer)):
             index = [int(index)]
-        return Detections(self.xyxy[index], self.confidence[index], self.class_id[index], self.names)
+        tracker_id = None if self.tracker_id is None else self.tracker_id[index]
+        return Detections(self.xyxy[index], self.confidence[index], self.class_id[index], self.names, tracker_id)
 
     def __repr__(self) -> str:
         return f"Detections(n={len(self)}, classes={sorted(set(self.class_names))})"
@@ -59,18 +65,16 @@ class Detections:
         return [self.names.get(int(k), str(int(k))) for k in self.class_id]
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable dict: {"detections": [{"xyxy", "confidence", "class_id", "class_name"}]}."""
-        return {
-            "detections": [
-                {
-                    "xyxy": [float(v) for v in box],
-                    "confidence": float(c),
-                    "class_id": int(k),
-                    "class_name": name,
-                }
-                for box, c, k, name in zip(self.xyxy, self.confidence, self.class_id, self.class_names)
-            ]
-        }
+        """A JSON-serialisable dict: {"detections": [{"xyxy", "confidence", "class_id", "class_name"}]},
+        each with "track_id" too when the detections carry tracker ids."""
+        rows = [
+            {"xyxy": [float(v) for v in box], "confidence": float(c), "class_id": int(k), "class_name": name}
+            for box, c, k, name in zip(self.xyxy, self.confidence, self.class_id, self.class_names)
+        ]
+        if self.tracker_id is not None:
+            for row, tid in zip(rows, self.tracker_id):
+                row["track_id"] = int(tid)
+        return {"detections": rows}
 
     def to_supervision(self) -> Any:
         """These detections as a `supervision.Detections` (needs the `supervision` package)."""
@@ -84,5 +88,6 @@ class Detections:
             xyxy=self.xyxy.copy(),
             confidence=self.confidence.copy(),
             class_id=self.class_id.astype(int),
+            tracker_id=None if self.tracker_id is None else self.tracker_id.astype(int),
             data={"class_name": np.array(self.class_names, dtype=str)},
         )

@@ -188,12 +188,14 @@ def write_image(path: str | Path, image: np.ndarray) -> Path:
     return path
 
 
-def frame_record(frame: Any, detections: Any) -> dict[str, Any]:
-    """The JSON-lines record of one frame: frame, time, (image,) detections."""
+def frame_record(frame: Any, detections: Any, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The JSON-lines record of one frame: frame, time, (image,) detections, then `extra`'s keys."""
     record: dict[str, Any] = {"frame": int(frame.index), "time": round(float(frame.time), 6)}
     if getattr(frame, "path", None) is not None:
         record["image"] = frame.path.name
     record["detections"] = detections.to_dict()["detections"]
+    if extra:
+        record.update(extra)
     return record
 
 
@@ -206,11 +208,39 @@ class JsonlWriter:
         self._file: TextIO | None = self.path.open("w", encoding="utf-8")
         self.lines = 0
 
-    def write(self, frame: Any, detections: Any) -> None:
+    def write(self, frame: Any, detections: Any, extra: dict[str, Any] | None = None) -> None:
         assert self._file is not None, "JsonlWriter is closed"
-        self._file.write(json.dumps(frame_record(frame, detections)) + "\n")
+        self._file.write(json.dumps(frame_record(frame, detections, extra)) + "\n")
         self._file.flush()
         self.lines += 1
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+class MotWriter:
+    """Tracks as MOTChallenge text: `frame,id,x,y,w,h,conf,-1,-1,-1` per box, frame 1-based.
+
+    The frame number is the frame's position in its video plus one (so it stays true with a
+    vid_stride); only tracked boxes (tracker_id set) are written. Flushed after each frame.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file: TextIO | None = self.path.open("w", encoding="utf-8")
+
+    def write(self, frame: Any, detections: Any) -> None:
+        assert self._file is not None, "MotWriter is closed"
+        if detections.tracker_id is None or not len(detections):
+            return
+        n = int(frame.index) + 1
+        self._file.write("".join(
+            f"{n},{int(tid)},{x1:.2f},{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},{float(c):.4f},-1,-1,-1\n"
+            for (x1, y1, x2, y2), c, tid in zip(detections.xyxy.tolist(), detections.confidence, detections.tracker_id)))
+        self._file.flush()
 
     def close(self) -> None:
         if self._file is not None:
@@ -263,8 +293,9 @@ class SourceOutputs:
     """Everything written for one source: annotated media, JSON lines, label files.
 
     Video and live sources get `<dir>/<name>.mp4`; image sources get `<dir>/<file name>`.
-    `<dir>/<name>.jsonl` and `<dir>/labels/` come with save_json / save_txt. Writers open on
-    the first frame (a video needs its size) and `close()` finalises them.
+    `<dir>/<name>.jsonl` and `<dir>/labels/` come with save_json / save_txt, and
+    `<dir>/mot/<name>.txt` (MOTChallenge tracks) with save_mot. Writers open on the first
+    frame (a video needs its size) and `close()` finalises them.
     """
 
     def __init__(
@@ -275,20 +306,25 @@ class SourceOutputs:
         save_json: bool,
         save_txt: bool,
         on_encoded: Any = None,
+        save_mot: bool = False,
     ) -> None:
         self.directory = directory
         self.source = source
         self.save_media = save_media
         self.save_json = save_json
         self.save_txt = save_txt
+        self.save_mot = save_mot
         self.on_encoded = on_encoded
         self.video: VideoWriter | None = None
         self.jsonl: JsonlWriter | None = None
         self.labels: TxtLabelWriter | None = None
+        self.mot: MotWriter | None = None
         self.paths: list[Path] = []
 
-    def write(self, frame: Any, detections: Any, annotated: np.ndarray | None) -> None:
-        """Write one frame's outputs (`annotated` is the drawn image, needed when saving media)."""
+    def write(self, frame: Any, detections: Any, annotated: np.ndarray | None,
+              extra: dict[str, Any] | None = None) -> None:
+        """Write one frame's outputs (`annotated` is the drawn image, needed when saving media;
+        `extra` adds keys to the frame's JSON line)."""
         if self.save_media and annotated is not None:
             if frame.path is not None:
                 self.paths.append(write_image(self.directory / frame.path.name, annotated))
@@ -304,7 +340,12 @@ class SourceOutputs:
             if self.jsonl is None:
                 self.jsonl = JsonlWriter(self.directory / f"{self.source.name}.jsonl")
                 self.paths.append(self.jsonl.path)
-            self.jsonl.write(frame, detections)
+            self.jsonl.write(frame, detections, extra)
+        if self.save_mot:
+            if self.mot is None:
+                self.mot = MotWriter(self.directory / "mot" / f"{self.source.name}.txt")
+                self.paths.append(self.mot.path)
+            self.mot.write(frame, detections)
         if self.save_txt:
             if self.labels is None:
                 self.labels = TxtLabelWriter(self.directory / "labels")
@@ -317,5 +358,6 @@ class SourceOutputs:
             if self.video is not None:
                 self.video.close()
         finally:
-            if self.jsonl is not None:
-                self.jsonl.close()
+            for writer in (self.jsonl, self.mot):
+                if writer is not None:
+                    writer.close()
