@@ -170,9 +170,12 @@ class SourceTrackers:
         return self.trackers[source_index]
 
     def update(self, frame: Any, detections: Detections) -> Detections:
-        """Track one `edge_yolo.sources.Frame`'s detections with its source's tracker."""
-        timestamp = None if getattr(frame, "path", None) is not None else float(frame.time)
-        return self.for_source(frame.source_index).update(detections, frame.image, timestamp)
+        """Track one `edge_yolo.sources.Frame`'s detections with its source's tracker.
+
+        Each frame is one step of the motion model at the source's frame rate: a live
+        source's frame times are read times, which bunch up whenever inference falls behind.
+        """
+        return self.for_source(frame.source_index).update(detections, frame.image)
 
 
 def source_frame_rates(sources: Sequence[Any]) -> list[float | None]:

@@ -85,13 +85,18 @@ def _show(name: str, image: Any) -> bool:
 
 
 def _check_show() -> None:
+    import os
+
     import cv2
 
+    # OpenCV's Qt window aborts the whole process (it cannot raise) when there is no display.
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise EdgeYoloError("--show needs an OpenCV build with GUI support and a display, and no display is set (DISPLAY)")
     try:
         cv2.namedWindow("edge-yolo")
         cv2.destroyWindow("edge-yolo")
     except cv2.error as exc:
-        raise EdgeYoloError("--show needs an OpenCV build with GUI support (opencv-python, not -headless) and a display") from exc
+        raise EdgeYoloError("--show needs an OpenCV build with GUI support and a display (this OpenCV has no GUI)") from exc
 
 
 def media_options(conf: float) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
