@@ -67,3 +67,15 @@ def test_import_edge_yolo_loads_no_torch_and_no_backend() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_tracker_ids_are_sliced_and_serialised(dets: Detections) -> None:
+    assert dets.tracker_id is None and "track_id" not in dets.to_dict()["detections"][0]
+    tracked = Detections(dets.xyxy, dets.confidence, dets.class_id, dets.names, tracker_id=np.array([7, 8, 9]))
+    assert tracked.tracker_id.dtype == np.int64
+    assert tracked[1:].tracker_id.tolist() == [8, 9]
+    assert tracked[tracked.confidence > 0.4].tracker_id.tolist() == [7, 8]
+    assert [r.tracker_id.tolist() for r in tracked] == [[7], [8], [9]]
+    assert [d["track_id"] for d in json.loads(json.dumps(tracked.to_dict()))["detections"]] == [7, 8, 9]
+    with pytest.raises(ValueError, match="one id per detection"):
+        Detections(dets.xyxy, dets.confidence, dets.class_id, tracker_id=np.array([1]))
