@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,14 +13,34 @@ import numpy as np
 from .backends.base import Backend, BackendInfo
 from .backends.select import create_backend, parse_device
 from .detections import Detections
-from .errors import ExportError, ModelLoadError, SourceError, UnsupportedModelError
+from .errors import EdgeYoloError, ExportError, ModelLoadError, SourceError, UnsupportedModelError
 from .modelinfo import ModelInfo, read_model_info
-from .postprocess import postprocess
+from .postprocess import MAX_WH, postprocess
 from .preprocess import LetterboxMeta, as_bgr, letterbox, letterbox_into, read_image, scale_boxes, to_nhwc
 
 ImageLike = np.ndarray | str | Path
 DEFAULT_IMGSZ = 640
 MAX_DYNAMIC_BATCH = 8
+LARGE_IMGSZ_PIXELS = 1920 * 1920  # above this a warning gives the cost relative to 640x640
+
+log = logging.getLogger(__name__)
+
+
+def _threshold(name: str, value: float) -> float:
+    value = float(value)
+    if not 0.0 <= value <= 1.0:  # also refuses NaN
+        raise EdgeYoloError(f"{name} must be a number between 0 and 1, got {value}")
+    return value
+
+
+def _check_imgsz(h: int, w: int) -> None:
+    """Refuse sizes class-aware NMS cannot separate; warn about sizes that cost far more than 640."""
+    if max(h, w) > MAX_WH:
+        raise EdgeYoloError(f"imgsz {h}x{w} is too large: at most {MAX_WH} pixels a side")
+    if h * w > LARGE_IMGSZ_PIXELS:
+        factor = h * w / DEFAULT_IMGSZ**2
+        log.warning("imgsz %dx%d has %.0fx the pixels of %dx%d: expect about %.0fx the inference time and memory",
+                    h, w, factor, DEFAULT_IMGSZ, DEFAULT_IMGSZ, factor)
 
 
 def _pair(imgsz: int | Sequence[int]) -> tuple[int, int]:
@@ -70,7 +91,7 @@ class Detector:
                  max_det: int = 300, classes: Sequence[int] | None = None, agnostic: bool = False,
                  imgsz: int | Sequence[int] | None = None, precision: str = "auto",
                  multi_label: bool = False, *, backend_options: dict[str, Any] | None = None) -> None:
-        self.conf, self.iou, self.max_det = float(conf), float(iou), int(max_det)
+        self.conf, self.iou, self.max_det = _threshold("conf", conf), _threshold("iou", iou), int(max_det)
         self.classes = None if classes is None else [int(c) for c in classes]
         self.agnostic, self.multi_label = bool(agnostic), bool(multi_label)
         path = Path(model)
@@ -96,7 +117,9 @@ class Detector:
             return fixed
         h, w = requested or info.imgsz or (DEFAULT_IMGSZ, DEFAULT_IMGSZ)
         s = info.stride
-        return (math.ceil(h / s) * s, math.ceil(w / s) * s)
+        size = (math.ceil(h / s) * s, math.ceil(w / s) * s)
+        _check_imgsz(*size)
+        return size
 
     @property
     def backend_info(self) -> BackendInfo:
@@ -137,8 +160,11 @@ class Detector:
 
     def postprocess(self, output0: np.ndarray, metas: Sequence[LetterboxMeta]) -> list[Detections]:
         """NMS on a backend output and boxes mapped back onto each frame (one per meta)."""
-        results = postprocess(output0[: len(metas)], self.conf, self.iou, self.max_det, self.classes,
-                              self.agnostic, self.multi_label)
+        try:
+            results = postprocess(output0[: len(metas)], self.conf, self.iou, self.max_det, self.classes,
+                                  self.agnostic, self.multi_label)
+        except UnsupportedModelError as exc:  # not a detector's output: say which model
+            raise UnsupportedModelError(f"{self.model_info.path.name}: {exc}") from exc
         names = self.names
         return [
             Detections(scale_boxes(boxes, meta), scores, cls, names)

@@ -144,6 +144,12 @@ def command(**options: Any) -> None:
         sys.exit(code)
 
 
+def _image_stems(sources: list[Any]) -> dict[Path, str]:
+    from edge_yolo.sinks import image_output_stems
+
+    return image_output_stems(p for s in sources if s.kind == "images" for p in s.paths)
+
+
 class DetectRun:
     """One `detect` invocation: pipeline → draw → per-source outputs, with progress and summary.
 
@@ -166,6 +172,7 @@ class DetectRun:
         self.name = "detect"
         self.stats = RunStats()
         self.outputs: dict[int, Any] = {}
+        self.stems = _image_stems(sources)
 
     @classmethod
     def from_options(cls, name: str, sources: tuple[str, ...], model: str | None, device: str, conf: float,
@@ -220,7 +227,7 @@ class DetectRun:
         if index not in self.outputs:
             self.outputs[index] = SourceOutputs(
                 self.out_dir, self.sources[index], self.save_media, self.save_json, self.save_txt,
-                on_encoded=lambda s: self.stats.add("encode", s), save_mot=self.save_mot)
+                on_encoded=lambda s: self.stats.add("encode", s), stems=self.stems, save_mot=self.save_mot)
         return self.outputs[index]
 
     def _close_outputs(self, keep: Callable[[int], bool] = lambda i: False) -> None:

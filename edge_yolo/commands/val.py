@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 from pathlib import Path
 
 import click
 
-from ..errors import DataError, ModelLoadError
+from ..errors import BackendUnavailableError, DataError, ModelLoadError
 from ..evaluate import VAL_CONF, VAL_IOU, VAL_MAX_DET, Metrics
+
+log = logging.getLogger("edge_yolo")
 
 
 @click.command("val")
@@ -36,7 +39,8 @@ def command(models: tuple[str, ...], data: str, device: str, imgsz: int | None, 
 
     Ultralytics' val protocol (conf 0.001, multi-label NMS, iou 0.7, max_det 300) with a
     square letterbox for every model; metrics from pycocotools on the labels converted to
-    COCO. Several models or devices are shown side by side with Δ to the first.
+    COCO. Several models or devices are shown side by side with Δ to the first; a pair that
+    cannot run (an OpenVINO IR on onnxruntime's cpu) is skipped with a warning.
     """
     from ..dataset import load_dataset
     from ..evaluate import evaluate_detector, make_val_detector, require_pycocotools
@@ -49,9 +53,17 @@ def command(models: tuple[str, ...], data: str, device: str, imgsz: int | None, 
             raise ModelLoadError(f"model not found: {model}")
     devices = [d.strip() for d in device.split(",") if d.strip()] or ["auto"]
     runs, dataset = [], None
+    skipped: list[BackendUnavailableError] = []
     for model in models:
         for dev in devices:
-            detector = make_val_detector(model, dev, imgsz, conf, iou, max_det, precision)
+            try:
+                detector = make_val_detector(model, dev, imgsz, conf, iou, max_det, precision)
+            except BackendUnavailableError as exc:
+                if len(models) * len(devices) == 1:
+                    raise
+                log.warning("skipped %s on %s: %s", model, dev, exc)
+                skipped.append(exc)
+                continue
             try:
                 if dataset is None:
                     dataset = load_dataset(data, names=detector.names)
@@ -63,6 +75,8 @@ def command(models: tuple[str, ...], data: str, device: str, imgsz: int | None, 
                 detector.backend.close()
             metrics.model["path"] = str(model)
             runs.append((metrics, results))
+    if not runs:
+        raise BackendUnavailableError(f"no model could run on any requested device ({skipped[0]})")
     click.echo(_runs_table([m for m, _ in runs]))
     click.echo(_per_class_table([m for m, _ in runs]))
     if save_metrics:
