@@ -132,7 +132,8 @@ class ObjectTracker:
 
 def _with_ids(detections: Detections, index: np.ndarray, ids: np.ndarray) -> Detections:
     picked = detections[index]
-    return Detections(picked.xyxy, picked.confidence, picked.class_id, picked.names, ids)
+    return Detections(picked.xyxy, picked.confidence, picked.class_id, picked.names, ids, picked.orig_shape,
+                      picked.path, picked.frame_index, picked.speed)
 
 
 def create_tracker(kind: str = "bytetrack", frame_rate: float | None = None, **options: Any) -> ObjectTracker:
