@@ -280,18 +280,9 @@ class TxtLabelWriter:
 
     def write(self, frame: Any, detections: Any, stem: str | None = None) -> Path:
         """Write one frame's label file, whole or not at all; `stem` overrides its name."""
-        h, w = frame.image.shape[:2]
         if stem is None:
             stem = frame.path.stem if getattr(frame, "path", None) is not None else f"{frame.source}_{frame.index}"
-        xyxy = np.asarray(detections.xyxy, dtype=np.float64).reshape(-1, 4)
-        cx = (xyxy[:, 0] + xyxy[:, 2]) / 2 / w
-        cy = (xyxy[:, 1] + xyxy[:, 3]) / 2 / h
-        bw = (xyxy[:, 2] - xyxy[:, 0]) / w
-        bh = (xyxy[:, 3] - xyxy[:, 1]) / h
-        lines = [
-            f"{int(k)} {a:.6f} {b:.6f} {c:.6f} {d:.6f} {float(s):.6f}"
-            for k, a, b, c, d, s in zip(detections.class_id, cx, cy, bw, bh, detections.confidence)
-        ]
+        lines = detections.yolo_lines(shape=frame.image.shape[:2])
         path = self.directory / f"{stem}.txt"
         write_file_atomic(path, "".join(line + "\n" for line in lines).encode())
         self.files += 1

@@ -68,6 +68,7 @@ class Source:
     kind: str = ""           # "images" | "video" | "stream" | "webcam"
     live: bool = False       # True for webcams and streams (unknown length, reconnects)
     fps: float | None = None
+    frame_shape: tuple[int, int] | None = None   # (h, w) when known before decoding
     source_index: int = 0
 
     def __len__(self) -> int:
@@ -158,6 +159,8 @@ class VideoFile(Source):
                     self._container.close()
                 raise SourceError(f"cannot read video {self.path}: not a valid video file ({_short(exc)})") from exc
             stream.thread_type = "AUTO"
+            if stream.codec_context.height and stream.codec_context.width:
+                self.frame_shape = (int(stream.codec_context.height), int(stream.codec_context.width))
             fps = float(stream.average_rate) if stream.average_rate else None
             total = stream.frames or None
             if total is None and stream.duration and stream.time_base and fps:
@@ -167,6 +170,8 @@ class VideoFile(Source):
         if not capture.isOpened():
             raise SourceError(f"cannot read video {self.path}: not a valid video file")
         self._capture = capture
+        h, w = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)), int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
+        self.frame_shape = (h, w) if h and w else None
         total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
         fps = capture.get(cv2.CAP_PROP_FPS) or None
         return total, fps

@@ -134,8 +134,11 @@ class OpenVinoBackend:
         self._throughput: Any = None
         shape = [d.get_length() if d.is_static else None for d in self._model.inputs[0].get_partial_shape()]
         self.input_spec = InputSpec("NHWC", np.dtype(np.uint8), shape[0], shape[1], shape[2])
+        # an INT8 IR (NNCF, Ultralytics int8) runs its quantized ops in int8, the rest at the hint
+        quantized = any(op.get_type_name() == "FakeQuantize" for op in model.get_ops())
         self.info = BackendInfo(
-            backend="openvino", device=device, precision=self._precision(self._compiled),
+            backend="openvino", device=device,
+            precision=("int8+" if quantized else "") + self._precision(self._compiled),
             details={"openvino": ov.__version__, "hint": "LATENCY", "preprocessing": "in graph (u8 NHWC BGR)"},
         )
 

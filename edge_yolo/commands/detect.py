@@ -99,7 +99,7 @@ def _check_show() -> None:
 @click.option("--model", "-m", envvar="EDGE_YOLO_MODEL", default=None,
               help="Model: .onnx, OpenVINO directory/.xml or .pt (converted to ONNX next to it). Env: EDGE_YOLO_MODEL.")
 @click.option("--device", default="auto", show_default=True,
-              help="auto, cpu, openvino[:CPU|GPU|NPU], cuda[:N], tensorrt[:N], torch.")
+              help="auto, cpu, openvino[:CPU|GPU|NPU|AUTO], cuda[:N], tensorrt[:N], torch.")
 @click.option("--conf", type=click.FloatRange(0, 1), default=0.25, show_default=True, help="Confidence threshold.")
 @click.option("--iou", type=click.FloatRange(0, 1), default=0.7, show_default=True, help="NMS IoU threshold.")
 @click.option("--imgsz", default=None, help="Input size 640 or H,W (dynamic models only; default: the model's).")
@@ -134,7 +134,9 @@ def command(sources: tuple[str, ...], model: str | None, device: str, conf: floa
     from edge_yolo.detector import Detector
 
     # ORT's CPU workers spin while idle and lose badly to our decode/encode threads; see DESIGN.md.
+    # A .pt is exported at the first video's aspect (384x640 for 16:9 at 640), as Ultralytics runs it.
     detector = Detector(model, device=device, conf=conf, iou=iou, max_det=max_det, classes=class_ids, imgsz=size,
+                        frame_shape=resolved[0].frame_shape if resolved else None,
                         backend_options={"spinning": False})
     out_dir = output
     if out_dir is None:
