@@ -69,14 +69,12 @@ def exported_onnx(checkpoint: Path, imgsz: tuple[int, int] | None,
     onnx_path = checkpoint.with_name(f"{checkpoint.stem}{size}.edge-yolo.onnx")
     if onnx_path.exists() and onnx_path.stat().st_mtime >= checkpoint.stat().st_mtime:
         return onnx_path
-    try:
-        from converters import load_checkpoint
-        from converters.export_onnx import export_onnx
-    except ImportError as exc:
-        raise ExportError(
-            f"running {checkpoint.name} needs an ONNX export, which needs the export extra: "
-            "pip install 'edge-yolo[export]' (or use an exported .onnx)"
-        ) from exc
+    from converters.export_common import require_export_extra
+
+    require_export_extra(f"running {checkpoint.name} (exported to ONNX on first use)")
+    from converters import load_checkpoint
+    from converters.export_onnx import export_onnx
+
     source: Any = checkpoint
     if frame_shape is not None:
         source = load_checkpoint(checkpoint)

@@ -267,23 +267,28 @@ class JsonlWriter:
             self._file = None
 
 
-class TxtLabelWriter:
-    """YOLO-format labels: `class cx cy w h conf`, normalised to the image size.
+def frame_stem(frame: Any) -> str:
+    """The file stem of one frame's label file or crops: the image's stem for image files,
+    `<source>_<n>` for video and stream frames, n the 1-based frame number (as Ultralytics
+    names them)."""
+    return frame.path.stem if getattr(frame, "path", None) is not None else f"{frame.source}_{frame.index + 1}"
 
-    Image frames go to `<dir>/<image stem>.txt`, video/stream frames to `<dir>/<name>_<frame>.txt`.
+
+class TxtLabelWriter:
+    """YOLO-format labels, `class cx cy w h` normalised to the image size (reusable as training
+    labels), with a sixth column `conf` when `save_conf`. One file per frame, named by `frame_stem`.
     """
 
-    def __init__(self, directory: str | Path) -> None:
+    def __init__(self, directory: str | Path, save_conf: bool = False) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
+        self.save_conf = save_conf
         self.files = 0
 
     def write(self, frame: Any, detections: Any, stem: str | None = None) -> Path:
         """Write one frame's label file, whole or not at all; `stem` overrides its name."""
-        if stem is None:
-            stem = frame.path.stem if getattr(frame, "path", None) is not None else f"{frame.source}_{frame.index}"
-        lines = detections.yolo_lines(shape=frame.image.shape[:2])
-        path = self.directory / f"{stem}.txt"
+        lines = detections.yolo_lines(save_conf=self.save_conf, shape=frame.image.shape[:2])
+        path = self.directory / f"{stem or frame_stem(frame)}.txt"
         write_file_atomic(path, "".join(line + "\n" for line in lines).encode())
         self.files += 1
         return path
@@ -323,6 +328,34 @@ def image_output_stems(paths: Iterable[Path]) -> dict[Path, str]:
     return stems
 
 
+class CropWriter:
+    """Each detected box cut from the original frame: `<dir>/<class name>/<frame stem>_<k>.jpg`,
+    k the 1-based position of the detection in its frame (the line of its label file)."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+        self.files = 0
+
+    def write(self, frame: Any, detections: Any, stem: str | None = None) -> list[Path]:
+        """Write the crops of one frame; `stem` overrides the frame's stem in their names."""
+        h, w = frame.image.shape[:2]
+        stem, paths = stem or frame_stem(frame), []
+        for k, (box, cls) in enumerate(zip(np.asarray(detections.xyxy).reshape(-1, 4), detections.class_id), 1):
+            x1, y1 = max(int(np.floor(box[0])), 0), max(int(np.floor(box[1])), 0)
+            x2, y2 = min(int(np.ceil(box[2])), w), min(int(np.ceil(box[3])), h)
+            if x2 <= x1 or y2 <= y1:
+                continue
+            name = _safe_name(detections.names.get(int(cls), str(int(cls))))
+            paths.append(write_image(self.directory / name / f"{stem}_{k}.jpg", frame.image[y1:y2, x1:x2]))
+        self.files += len(paths)
+        return paths
+
+
+def _safe_name(name: str) -> str:
+    """A class name usable as a directory name."""
+    return "".join(c if c.isalnum() or c in "-_. " else "_" for c in name).strip(" .") or "class"
+
+
 def next_run_dir(root: str | Path = "runs/detect") -> Path:
     """`root/<n>` for the smallest n ≥ 1 not taken yet (not created here)."""
     root = Path(root)
@@ -333,13 +366,14 @@ def next_run_dir(root: str | Path = "runs/detect") -> Path:
 
 
 class SourceOutputs:
-    """Everything written for one source: annotated media, JSON lines, label files.
+    """Everything written for one source: annotated media, JSON lines, label files, crops.
 
     Video and live sources get `<dir>/<name>.mp4`; image sources get `<dir>/<file name>`, or
     `<dir>/<stem from stems><suffix>` when `stems` names the file (see image_output_stems:
-    files of a run with the same name must not overwrite each other). `<dir>/<name>.jsonl` and
-    `<dir>/labels/` come with save_json / save_txt. Writers open on the first frame (a video
-    needs its size) and `close()` finalises them.
+    files of a run with the same name must not overwrite each other). `<dir>/<name>.jsonl`,
+    `<dir>/labels/` and `<dir>/crops/` come with save_json / save_txt / save_crop (`save_conf`
+    adds the confidence to the labels). Writers open on the first frame (a video needs its
+    size) and `close()` finalises them.
     """
 
     def __init__(
@@ -351,6 +385,8 @@ class SourceOutputs:
         save_txt: bool,
         on_encoded: Any = None,
         stems: dict[Path, str] | None = None,
+        save_conf: bool = False,
+        save_crop: bool = False,
     ) -> None:
         self.directory = directory
         self.stems = stems or {}
@@ -358,10 +394,12 @@ class SourceOutputs:
         self.save_media = save_media
         self.save_json = save_json
         self.save_txt = save_txt
+        self.save_conf = save_conf
         self.on_encoded = on_encoded
         self.video: VideoWriter | None = None
         self.jsonl: JsonlWriter | None = None
         self.labels: TxtLabelWriter | None = None
+        self.crops: CropWriter | None = CropWriter(directory / "crops") if save_crop else None
         self.paths: list[Path] = []
 
     def write(self, frame: Any, detections: Any, annotated: np.ndarray | None) -> None:
@@ -386,9 +424,11 @@ class SourceOutputs:
             self.jsonl.write(frame, detections, image_name)
         if self.save_txt:
             if self.labels is None:
-                self.labels = TxtLabelWriter(self.directory / "labels")
+                self.labels = TxtLabelWriter(self.directory / "labels", self.save_conf)
                 self.paths.append(self.labels.directory)
             self.labels.write(frame, detections, stem)
+        if self.crops is not None:
+            self.crops.write(frame, detections, stem)
 
     def close(self) -> None:
         """Finalise every writer (the video's container index included); safe to call twice."""

@@ -23,7 +23,7 @@ def test_export_onnx_next_to_checkpoint(shapes_pt: Path, tmp_path: Path) -> None
     shutil.copy(shapes_pt, ckpt)
     result = _run(ckpt, "--format", "onnx", "--imgsz", "256,320")
     assert result.returncode == 0, result.stderr
-    out = tmp_path / "best.onnx"
+    out = tmp_path / "best_256x320.onnx"     # not the training size (320x320): named by variant
     assert out.is_file()
     assert f"exported {out}" in result.stdout
     assert "verified against torch: max |Δ|" in result.stdout
