@@ -439,7 +439,9 @@ def stream(
     `source` is anything `edge_yolo.sources.resolve_sources` accepts (path, glob, directory,
     video, webcam index, stream URL, .txt list, or a list of those) or a list of Source
     objects. Several sources run at once through shared backend calls; `frame.source_index`
-    and `frame.source` tell them apart. See `Pipeline` for the other arguments.
+    and `frame.source` tell them apart. `tracker` (a kind such as "bytetrack", an
+    `edge_yolo.tracking.ObjectTracker`, or a `SourceTrackers`) tracks each source's
+    detections: they come with `tracker_id` set. See `Pipeline` for the other arguments.
     """
     if isinstance(source, Source):
         sources: list[Source] = [source]
@@ -447,5 +449,13 @@ def stream(
         sources = list(source)
     else:
         sources = resolve_sources(source, vid_stride=vid_stride)
-    yield from Pipeline(detector, sources, queue_size=queue_size, jobs=jobs, stats=stats, max_batch=max_batch,
-                        max_open_files=max_open_files, tracker=tracker, on_source_end=on_source_end)
+    results: Iterator[tuple[Frame, Any]] = iter(Pipeline(
+        detector, sources, queue_size=queue_size, jobs=jobs, stats=stats, max_batch=max_batch,
+        max_open_files=max_open_files, on_source_end=on_source_end))
+    if tracker is not None:
+        from .tracking import SourceTrackers, source_frame_rates, track_frames
+
+        if not isinstance(tracker, SourceTrackers):
+            tracker = SourceTrackers(tracker, source_frame_rates(sources))
+        results = track_frames(results, tracker)
+    yield from results

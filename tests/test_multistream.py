@@ -290,7 +290,7 @@ def test_each_source_gets_its_own_tracker_in_frame_order(ort_detector: Detector,
                                                          alone: list[Any]) -> None:
     RecordingTracker.made = []
     sources = [VideoFile(video_path, vid_stride=STRIDE) for _ in range(2)]
-    results = list(stream(ort_detector, sources, tracker=RecordingTracker))
+    results = list(Pipeline(ort_detector, sources, tracker=RecordingTracker))
     assert len(RecordingTracker.made) == 2
     assert sorted(t.seen for t in RecordingTracker.made) == [[(i, k) for k in INDICES] for i in (0, 1)]
     for group in by_source(results).values():
