@@ -6,7 +6,7 @@
     caller ◄── (frame, detections) per source in order ◄── resequence + post (+ tracker) ◄──┘
 
 Every source has its own reader thread and its own bounded lane: a file's reader waits when
-its lane is full, a live source's lane drops its oldest frame instead (a camera does not wait).
+its lane is full, a webcam's lane drops its oldest frame instead (a camera does not wait).
 The scheduler gathers the frames that are ready in all lanes, round robin, into one backend
 call of up to the model's batch (a fixed-batch model's own batch, a dynamic one up to
 `max_batch`); a batch-1 model gets single-frame requests, as many in flight as the backend
@@ -80,7 +80,7 @@ class _Lane:
     total: int | None = None     # frames submitted in all, once known
     pending: dict[int, tuple[np.ndarray, Frame, Any]] = field(default_factory=dict)
     tracker: Any = None
-    dropped: int = 0             # live frames dropped because the lane was full
+    dropped: int = 0             # webcam frames dropped because the lane was full
     ended: bool = False
 
 
@@ -144,7 +144,7 @@ class Pipeline:
 
     @property
     def dropped(self) -> dict[str, int]:
-        """Frames a live source's lane dropped because the pipeline was slower than the source."""
+        """Frames a webcam's lane dropped because the pipeline was slower than the camera."""
         return {lane.source.name: lane.dropped for lane in self._lanes if lane.dropped}
 
     # -- readers -------------------------------------------------------------------------
@@ -192,12 +192,12 @@ class Pipeline:
             source.close()
 
     def _push(self, lane: _Lane, frame: Frame) -> bool:
-        """Put a frame in its lane: a file waits for room, a live source drops its oldest frame."""
+        """Put a frame in its lane: a webcam drops its oldest frame, any other source waits for room."""
         with self._cond:
             while len(lane.frames) >= lane.capacity:
                 if self._stop.is_set():
                     return False
-                if lane.source.live:
+                if lane.source.kind == "webcam":  # a camera does not wait; a stream's own buffer does
                     lane.frames.popleft()
                     lane.dropped += 1
                     break

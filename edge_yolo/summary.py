@@ -77,7 +77,7 @@ class RunStats:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready numbers: frames, wall_s, fps, per-stage p50/p95 in milliseconds, frames per
-        source and frames dropped per live source."""
+        source and frames dropped per webcam."""
         stages = {}
         for name, res in self.stages.items():
             if res.count:
@@ -95,7 +95,7 @@ class RunStats:
             lines.append("per source: " + ", ".join(f"{name} {n} ({n / wall:.1f} frames/s)"
                                                     for name, n in self.per_source.items()))
         if self.dropped:
-            lines.append("dropped (live source faster than the pipeline): "
+            lines.append("dropped (webcam faster than the pipeline): "
                          + ", ".join(f"{name} {n}" for name, n in self.dropped.items()))
         parts = [f"{n} {s['p50_ms']:.1f}/{s['p95_ms']:.1f}" for n, s in d["stages"].items()]
         if parts:
