@@ -47,6 +47,7 @@ def export_openvino(
     verify: bool = True,
     fraction: float = 1.0,
     int8_scope: str = "auto",
+    dynamic_batch: bool = False,
 ) -> Path:
     """Export a checkpoint to an OpenVINO IR directory and return the directory.
 
@@ -54,7 +55,7 @@ def export_openvino(
     images of `data`, a directory or a YOLO data.yaml; `fraction` of them) with `int8`;
     `int8_scope` picks what stays in float ("head", "head+attention" or "auto": both are
     tried and the one whose detections agree best with FP32 is kept). `dynamic` makes batch,
-    height and width dynamic. With `verify` the IR is run on OpenVINO's CPU with f32 inference
+    height and width dynamic, `dynamic_batch` the batch axis only. With `verify` the IR is run on OpenVINO's CPU with f32 inference
     precision against the torch model: FP32 must match to max |Δ| ≤ 1e-3; FP16 and INT8 are
     compared by detections. ExportError when a check fails.
     """
@@ -83,7 +84,7 @@ def export_openvino(
     suffix = {"fp32": "_openvino_model", "fp16": "_fp16_openvino_model", "int8": "_int8_openvino_model"}
     directory = Path(output) if output is not None else default_output(loaded.source, suffix[precision])
 
-    model = _convert(loaded, hw, batch, dynamic)
+    model = _convert(loaded, hw, batch, dynamic, dynamic_batch)
     if int8:
         from converters.quantize import quantize_int8
 
@@ -91,6 +92,8 @@ def export_openvino(
 
     args = {"batch": batch, "half": half, "int8": int8, "dynamic": dynamic,
             "data": None if data is None else str(data), "fraction": fraction}
+    if dynamic_batch:
+        args["dynamic_batch"] = True
     meta = build_metadata(loaded, hw, batch, precision, args)
     for key, value in openvino_rt_info(meta).items():
         model.set_rt_info(value, ["model_info", key])
@@ -123,7 +126,8 @@ def export_openvino(
     return directory
 
 
-def _convert(loaded: LoadedCheckpoint, hw: tuple[int, int], batch: int, dynamic: bool) -> ov.Model:
+def _convert(loaded: LoadedCheckpoint, hw: tuple[int, int], batch: int, dynamic: bool,
+             dynamic_batch: bool = False) -> ov.Model:
     import tempfile
 
     import onnx
@@ -131,7 +135,7 @@ def _convert(loaded: LoadedCheckpoint, hw: tuple[int, int], batch: int, dynamic:
 
     from converters.export_onnx import onnx_graph
 
-    proto = onnx_graph(loaded, hw, batch, half=False, dynamic=dynamic)
+    proto = onnx_graph(loaded, hw, batch, half=False, dynamic=dynamic, dynamic_batch=dynamic_batch)
     with tempfile.TemporaryDirectory() as tmp, step("converted ONNX to OpenVINO"):
         path = Path(tmp) / "model.onnx"
         onnx.save(proto, str(path))

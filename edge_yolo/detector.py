@@ -11,6 +11,7 @@ import numpy as np
 
 from .backends.base import Backend, BackendInfo
 from .backends.select import create_backend, parse_device
+from .backends.triton import is_triton_url
 from .detections import Detections
 from .errors import ExportError, ModelLoadError, SourceError, UnsupportedModelError
 from .modelinfo import ModelInfo, read_model_info
@@ -54,8 +55,10 @@ class Detector:
     """A YOLOv12 detector on the best backend that works here.
 
     Args:
-        model: .onnx, OpenVINO IR (.xml or `*_openvino_model/`), or .pt checkpoint.
-        device: auto, tensorrt[:N], cuda[:N], openvino[:CPU|GPU|AUTO], onnxruntime-cpu (cpu), torch.
+        model: .onnx, OpenVINO IR (.xml or `*_openvino_model/`), .pt checkpoint, or the URL of a
+            model served by Triton (grpc://host:8001/NAME, http://host:8000/NAME).
+        device: auto, tensorrt[:N], cuda[:N], openvino[:CPU|GPU|AUTO], onnxruntime-cpu (cpu), torch,
+            triton (a model URL; what auto picks for one).
         conf, iou, max_det, classes, agnostic, multi_label: NMS settings (see postprocess).
         imgsz: network input (h, w) or side for dynamic models (rounded up to the stride);
             default the model's metadata imgsz, else 640.
@@ -73,9 +76,9 @@ class Detector:
         self.conf, self.iou, self.max_det = float(conf), float(iou), int(max_det)
         self.classes = None if classes is None else [int(c) for c in classes]
         self.agnostic, self.multi_label = bool(agnostic), bool(multi_label)
-        path = Path(model)
         requested = None if imgsz is None else _pair(imgsz)
-        if path.suffix.lower() == ".pt" and parse_device(device).kind != "torch":
+        path: str | Path = model if is_triton_url(model) else Path(model)
+        if isinstance(path, Path) and path.suffix.lower() == ".pt" and parse_device(device).kind != "torch":
             path = exported_onnx(path, requested)
         self.model_info: ModelInfo = read_model_info(path)
         self.imgsz = self._resolve_imgsz(requested)

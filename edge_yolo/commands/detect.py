@@ -97,9 +97,10 @@ def _check_show() -> None:
 @click.command(short_help="Run detection on images, videos, directories, globs, webcams or streams.")
 @click.argument("sources", nargs=-1, required=True)
 @click.option("--model", "-m", envvar="EDGE_YOLO_MODEL", default=None,
-              help="Model: .onnx, OpenVINO directory/.xml or .pt (converted to ONNX next to it). Env: EDGE_YOLO_MODEL.")
+              help="Model: .onnx, OpenVINO directory/.xml, .pt (converted to ONNX next to it), or a Triton model URL "
+                   "grpc://host:8001/NAME or http://host:8000/NAME. Env: EDGE_YOLO_MODEL.")
 @click.option("--device", default="auto", show_default=True,
-              help="auto, cpu, openvino[:CPU|GPU|NPU], cuda[:N], tensorrt[:N], torch.")
+              help="auto, cpu, openvino[:CPU|GPU|NPU], cuda[:N], tensorrt[:N], torch, triton (a model URL).")
 @click.option("--conf", type=click.FloatRange(0, 1), default=0.25, show_default=True, help="Confidence threshold.")
 @click.option("--iou", type=click.FloatRange(0, 1), default=0.7, show_default=True, help="NMS IoU threshold.")
 @click.option("--imgsz", default=None, help="Input size 640 or H,W (dynamic models only; default: the model's).")
