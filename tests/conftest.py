@@ -113,3 +113,14 @@ def match_fraction():
         return got_ref / max(n_ref, 1), got_ours / max(n_ours, 1)
 
     return compute
+
+
+@pytest.fixture(scope="session")
+def triton_repository(tmp_path_factory: pytest.TempPathFactory, shapes_pt: Path) -> Path:
+    """shapes_pt exported as a Triton model repository: model `shapes`, onnxruntime backend on CPU
+    instances, max batch 8 (verified on export)."""
+    from converters.export_triton import export_triton
+
+    repository = tmp_path_factory.mktemp("triton") / "model_repository"
+    export_triton(shapes_pt, output=repository, name="shapes", instance_kind="cpu")
+    return repository
