@@ -265,8 +265,8 @@ def build_engine_script(model: TritonModel) -> str:
     opt = preferred_batch_sizes(model.max_batch)[-1]
     return (
         "#!/usr/bin/env sh\n"
-        "# Build the TensorRT engine on the GPU that serves it (e.g. inside the Triton container,\n"
-        "# which ships trtexec): an engine is tied to the GPU model and the TensorRT version.\n"
+        "# Build the TensorRT engine on the GPU model that serves it, with the TensorRT version of the\n"
+        "# Triton release (e.g. in NVIDIA's TensorRT container of the same release): an engine is tied to both.\n"
         "set -e\n"
         'cd "$(dirname "$0")"\n'
         f"trtexec --onnx=model.onnx --saveEngine=1/model.plan --fp16 "
