@@ -6,7 +6,8 @@ backend running the same model.onnx on ONNX Runtime CPU; see tests/triton_harnes
 stream is a thread calling `Detector(frame)` frame after frame on real frames of the bundled
 video, as a camera loop would; all streams share one Detector. Local: the same model.onnx on
 ONNX Runtime CPU in this process. Reported: end-to-end latency per frame p50/p95 (letterbox,
-request, NMS) and total frames/s. Both run on the same CPU here, so this measures what the
+request, NMS), total frames/s, and for Triton the mean batch its dynamic batcher formed
+(inference count / execution count from the server's statistics). Both run on the same CPU here, so this measures what the
 client/server hop and Triton's batching cost or gain, not what a GPU server adds.
 
     python benchmarks/bench_triton.py [--frames 48] [--imgsz 640] [--out benchmarks/results/bench_triton.json]
@@ -78,6 +79,17 @@ def run_streams(detector: Detector, frames: list[np.ndarray], streams: int, per_
             "p95_ms": ms[min(len(ms) - 1, int(round(0.95 * (len(ms) - 1))))], "fps": len(ms) / wall}
 
 
+def batches_executed(server: TritonServer, model: str) -> tuple[int, int]:
+    """(inferences, executions) the server counted for `model`: their ratio is the mean batch size
+    its dynamic batcher formed."""
+    import tritonclient.grpc as grpcclient
+
+    client = grpcclient.InferenceServerClient(f"127.0.0.1:{server.grpc_port}")
+    stats = client.get_inference_statistics(model, as_json=True)["model_stats"][0]
+    client.close()
+    return int(stats.get("inference_count", 0)), int(stats.get("execution_count", 0))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", type=Path, default=ROOT / "examples" / "assets" / "yolo12n_shapes.pt")
@@ -101,16 +113,22 @@ def main() -> None:
                 for _ in range(3):
                     detector(frames[0])  # warm-up (sessions, connections)
                 for streams in STREAMS:
+                    before = batches_executed(server, "yolo")
                     row = {"mode": name, **run_streams(detector, frames, streams, max(2, args.frames // streams))}
+                    if name.startswith("triton"):
+                        after = batches_executed(server, "yolo")
+                        row["server_mean_batch"] = (after[0] - before[0]) / max(1, after[1] - before[1])
                     rows.append(row)
                     print(f"{name:18s} {streams} streams: p50 {row['p50_ms']:7.1f} ms  p95 {row['p95_ms']:7.1f} ms"
-                          f"  {row['fps']:5.1f} frames/s", flush=True)
+                          f"  {row['fps']:5.1f} frames/s  server batch {row.get('server_mean_batch', 0):.2f}",
+                          flush=True)
             timings = {"server_start_s": server.start_s}
         timings["server_stop_s"] = server.stop_s
-    header = f"{'mode':18s} | streams | p50 ms | p95 ms | frames/s"
+    header = f"{'mode':18s} | streams | p50 ms | p95 ms | frames/s | server mean batch"
     print("\n" + header + "\n" + "-" * len(header))
     for r in rows:
-        print(f"{r['mode']:18s} | {r['streams']:7d} | {r['p50_ms']:6.1f} | {r['p95_ms']:6.1f} | {r['fps']:8.1f}")
+        batch = f"{r['server_mean_batch']:.2f}" if "server_mean_batch" in r else "-"
+        print(f"{r['mode']:18s} | {r['streams']:7d} | {r['p50_ms']:6.1f} | {r['p95_ms']:6.1f} | {r['fps']:8.1f} | {batch}")
     print(f"server start {timings['server_start_s']:.1f} s, stop {timings['server_stop_s']:.1f} s")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"imgsz": args.imgsz, "frame": list(frames[0].shape), "rows": rows, **timings,
