@@ -149,7 +149,7 @@ def describe(model_file: Path, name: str, backend: str, kind: str, instances: in
         name=name, backend=backend, kind=kind, instances=instances, max_batch=max_batch,
         input_name=info.input_name, input_dims=_dims(in_shape[1:]), input_type=_DTYPES[info.input_dtype.name],
         output_name=_output_name(info), output_dims=_dims(out_shape[1:]),
-        output_type=_DTYPES[info.input_dtype.name],
+        output_type=_DTYPES[info.input_dtype.name],  # output0 has the input's precision (FP32 I/O here)
         parameters=_parameters(info),
     )
 
