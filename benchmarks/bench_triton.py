@@ -119,9 +119,9 @@ def main() -> None:
                         after = batches_executed(server, "yolo")
                         row["server_mean_batch"] = (after[0] - before[0]) / max(1, after[1] - before[1])
                     rows.append(row)
+                    batch = f"  server batch {row['server_mean_batch']:.2f}" if "server_mean_batch" in row else ""
                     print(f"{name:18s} {streams} streams: p50 {row['p50_ms']:7.1f} ms  p95 {row['p95_ms']:7.1f} ms"
-                          f"  {row['fps']:5.1f} frames/s  server batch {row.get('server_mean_batch', 0):.2f}",
-                          flush=True)
+                          f"  {row['fps']:5.1f} frames/s{batch}", flush=True)
             timings = {"server_start_s": server.start_s}
         timings["server_stop_s"] = server.stop_s
     header = f"{'mode':18s} | streams | p50 ms | p95 ms | frames/s | server mean batch"

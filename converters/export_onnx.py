@@ -54,8 +54,8 @@ def export_onnx(
 
     Input `images` (B,3,H,W) RGB 0..1, output `output0` (B,4+nc,A) xywh in input pixels plus
     sigmoid class scores; BN folded; Ultralytics' metadata_props plus ours. `dynamic` makes
-    batch, height and width dynamic, `dynamic_batch` the batch axis only (what Triton's dynamic
-    batcher needs: the graph keeps fixed-size anchors); `half` gives float16 weights and I/O. With `verify` the
+    batch, height and width dynamic, `dynamic_batch` the batch axis only (for Triton's dynamic
+    batcher; the anchors stay fixed); `half` gives float16 weights and I/O. With `verify` the
     exported model is run on ONNX Runtime's CPU EP against the torch model: FP32 must match to
     max |Δ| ≤ 1e-3, FP16 must agree on detections; ExportError otherwise.
     """

@@ -61,7 +61,10 @@ def test_onnxruntime_repository(triton_repository: Path) -> None:
     assert not config.HasField("optimization")  # the TensorRT accelerator is for GPU instances only
     assert_metadata(config)
     batch = np.random.default_rng(0).random((3, 3, 320, 320), dtype=np.float32)
-    assert session.run(None, {inp.name: batch})[0].shape == (3, 7, 2100)
+    batched = session.run(None, {inp.name: batch})[0]
+    assert batched.shape == (3, 7, 2100)
+    singles = np.concatenate([session.run(None, {inp.name: batch[i : i + 1]})[0] for i in range(3)])
+    assert np.abs(batched - singles).max() <= 1e-3  # each image's output is its own, at any batch size
 
 
 def test_gpu_configs_parse(triton_repository: Path) -> None:
