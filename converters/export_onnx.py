@@ -10,6 +10,7 @@ Choices:
   `keep_io_types=False`): weights, input `images` and output `output0` are float16, like
   Ultralytics' GPU export, so the runtime must feed float16.
   Default file name `<stem>_fp16.onnx` so it never overwrites the FP32 `<stem>.onnx`.
+- Never silently replaces another file: see `check_overwrite`.
 """
 
 from __future__ import annotations
@@ -22,14 +23,17 @@ from edge_yolo.errors import ExportError
 
 from converters.export_common import (
     check_batch,
+    check_overwrite,
     default_output,
     export_model,
     note,
     resolve_checkpoint,
+    require_export_extra,
     resolve_imgsz,
     step,
+    variant_suffix,
 )
-from converters.metadata import build_metadata, onnx_props
+from converters.metadata import build_metadata, onnx_props, record_onnx_weights_hash
 
 if TYPE_CHECKING:
     from converters.checkpoint import LoadedCheckpoint
@@ -48,6 +52,7 @@ def export_onnx(
     opset: int | None = None,
     simplify: bool = True,
     verify: bool = True,
+    force: bool = False,
     dynamic_batch: bool = False,
 ) -> Path:
     """Export a checkpoint to ONNX and return the .onnx path.
@@ -58,7 +63,13 @@ def export_onnx(
     batcher; the anchors stay fixed); `half` gives float16 weights and I/O. With `verify` the
     exported model is run on ONNX Runtime's CPU EP against the torch model: FP32 must match to
     max |Δ| ≤ 1e-3, FP16 must agree on detections; ExportError otherwise.
+
+    The default output sits next to the checkpoint, named by variant:
+    `<stem>[_fp16][_HxW][_dynamic][_b<batch>].onnx` (`_HxW` when not the training size). An
+    existing file is replaced only when it is an edge-yolo export of the same variant, or
+    with `force`.
     """
+    require_export_extra("ONNX export")
     import onnx
 
     requested = resolve_imgsz(imgsz)
@@ -71,23 +82,24 @@ def export_onnx(
         raise ExportError(f"the ONNX output must be a .onnx file, got {output}.")
     loaded = resolve_checkpoint(checkpoint)
     hw = requested or resolve_imgsz(loaded.imgsz)
-    path = Path(output) if output is not None else default_output(
-        loaded.source, "_fp16.onnx" if half else ".onnx")
-    path.parent.mkdir(parents=True, exist_ok=True)
-
     precision = "fp16" if half else "fp32"
-    proto = onnx_graph(loaded, hw, batch, half, dynamic, opset, simplify, dynamic_batch)
     args = {"batch": batch, "half": half, "dynamic": dynamic, "simplify": simplify, "opset": opset}
     if dynamic_batch:
         args["dynamic_batch"] = True
     meta = build_metadata(loaded, hw, batch, precision, args)
+    path = Path(output) if output is not None else default_output(
+        loaded.source, variant_suffix(precision, hw, resolve_imgsz(loaded.imgsz), dynamic, batch) + ".onnx")
+    check_overwrite(path, meta, force)
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    proto = onnx_graph(loaded, hw, batch, half, dynamic, opset, simplify, dynamic_batch)
     for key, value in onnx_props(meta).items():
         proto.metadata_props.add(key=key, value=value)
     try:
         onnx.checker.check_model(proto)
     except onnx.checker.ValidationError as exc:
         raise ExportError(f"the exported ONNX graph is invalid: {exc}") from exc
-    onnx.save(proto, str(path))
+    path.write_bytes(record_onnx_weights_hash(proto))
     note(f"saved {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
     if verify:

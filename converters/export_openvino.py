@@ -17,17 +17,26 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edge_yolo.errors import ExportError
+from edge_yolo.weights_hash import WEIGHTS_KEY
 
 from converters.export_common import (
     check_batch,
+    check_overwrite,
     default_output,
     export_model,
     note,
     resolve_checkpoint,
+    require_export_extra,
     resolve_imgsz,
     step,
+    variant_suffix,
 )
-from converters.metadata import build_metadata, openvino_rt_info, write_metadata_yaml
+from converters.metadata import (
+    build_metadata,
+    openvino_rt_info,
+    save_openvino_with_weights_hash,
+    write_metadata_yaml,
+)
 
 if TYPE_CHECKING:
     import openvino as ov
@@ -47,6 +56,7 @@ def export_openvino(
     verify: bool = True,
     fraction: float = 1.0,
     int8_scope: str = "auto",
+    force: bool = False,
     dynamic_batch: bool = False,
 ) -> Path:
     """Export a checkpoint to an OpenVINO IR directory and return the directory.
@@ -55,10 +65,17 @@ def export_openvino(
     images of `data`, a directory or a YOLO data.yaml; `fraction` of them) with `int8`;
     `int8_scope` picks what stays in float ("head", "head+attention" or "auto": both are
     tried and the one whose detections agree best with FP32 is kept). `dynamic` makes batch,
-    height and width dynamic, `dynamic_batch` the batch axis only. With `verify` the IR is run on OpenVINO's CPU with f32 inference
+    height and width dynamic, `dynamic_batch` the batch axis only. With `verify` the IR is run
+    on OpenVINO's CPU with f32 inference
     precision against the torch model: FP32 must match to max |Δ| ≤ 1e-3; FP16 and INT8 are
     compared by detections. ExportError when a check fails.
+
+    The default output sits next to the checkpoint, named by variant:
+    `<stem>[_fp16|_int8][_HxW][_dynamic][_b<batch>]_openvino_model` (`_HxW` when not the
+    training size). An existing directory is replaced only when it holds an edge-yolo export of
+    the same variant, or with `force`.
     """
+    require_export_extra("OpenVINO export", ("openvino",) + (("nncf",) if int8 else ()))
     import openvino as ov
 
     from converters.quantize import EVAL_BATCHES, SCOPES
@@ -81,25 +98,25 @@ def export_openvino(
     loaded = resolve_checkpoint(checkpoint)
     hw = requested or resolve_imgsz(loaded.imgsz)
     precision = "int8" if int8 else "fp16" if half else "fp32"
-    suffix = {"fp32": "_openvino_model", "fp16": "_fp16_openvino_model", "int8": "_int8_openvino_model"}
-    directory = Path(output) if output is not None else default_output(loaded.source, suffix[precision])
-
+    args = {"batch": batch, "half": half, "int8": int8, "dynamic": dynamic,
+            "data": None if data is None else str(data), "fraction": fraction}
+    if dynamic_batch:
+        args["dynamic_batch"] = True
+    meta = build_metadata(loaded, hw, batch, precision, args)
+    directory = Path(output) if output is not None else default_output(
+        loaded.source, variant_suffix(precision, hw, resolve_imgsz(loaded.imgsz), dynamic, batch) + "_openvino_model")
+    check_overwrite(directory, meta, force)
     model = _convert(loaded, hw, batch, dynamic, dynamic_batch)
     if int8:
         from converters.quantize import quantize_int8
 
         model = quantize_int8(model, loaded, calibration, hw, batch, int8_scope)
 
-    args = {"batch": batch, "half": half, "int8": int8, "dynamic": dynamic,
-            "data": None if data is None else str(data), "fraction": fraction}
-    if dynamic_batch:
-        args["dynamic_batch"] = True
-    meta = build_metadata(loaded, hw, batch, precision, args)
     for key, value in openvino_rt_info(meta).items():
         model.set_rt_info(value, ["model_info", key])
     directory.mkdir(parents=True, exist_ok=True)
     xml = directory / f"{loaded.source.stem}.xml"
-    ov.save_model(model, str(xml), compress_to_fp16=half)
+    meta[WEIGHTS_KEY] = save_openvino_with_weights_hash(model, xml, compress_to_fp16=half)
     write_metadata_yaml(meta, directory / "metadata.yaml")
     size = sum(p.stat().st_size for p in directory.iterdir()) / 1e6
     note(f"saved {directory}/ ({precision}, {size:.1f} MB)")

@@ -115,11 +115,11 @@ def test_fp32_backends_and_torch_rebuild_agree(ul_onnx_run, our_onnx: Path, our_
         "ul_onnx": ul_onnx_run[0],
         "onnx": validate(our_onnx, dataset, device="cpu")[0],
         "openvino_f32": validate(our_openvino, dataset, device="openvino", precision="f32")[0],
-        "torch": validate(shapes_pt, dataset)[0],
+        "torch": validate(shapes_pt, dataset, imgsz=640)[0],
     }
     assert runs["openvino_f32"].model["precision"] == "f32"
     assert runs["torch"].model["backend"] == "torch"
-    assert runs["torch"].model["imgsz"] == [640, 640]     # val size, not the training size (320)
+    assert runs["torch"].model["imgsz"] == [640, 640]     # as asked, not the training size (320)
     maps = {k: m.map50_95 for k, m in runs.items()}
     assert max(maps.values()) - min(maps.values()) <= 0.005, maps
 
@@ -135,3 +135,21 @@ def test_pt_without_torch_is_a_clear_error(shapes_pt: Path, monkeypatch: pytest.
     monkeypatch.setitem(sys.modules, "converters.torch_backend", None)
     with pytest.raises(BackendUnavailableError, match=r"pip install 'edge-yolo\[export\]'"):
         make_val_detector(shapes_pt)
+
+
+def test_confusion_matrix_counts() -> None:
+    """Rows predicted, columns true, last row/column background; greedy by IoU, conf >= 0.25."""
+    from edge_yolo.plots import confusion_matrix
+
+    gt = {"images": [{"id": 0}, {"id": 1}], "annotations": [
+        {"image_id": 0, "category_id": 0, "bbox": [0, 0, 10, 10]},
+        {"image_id": 0, "category_id": 1, "bbox": [20, 20, 10, 10]},
+        {"image_id": 1, "category_id": 1, "bbox": [0, 0, 10, 10]}]}
+    results = [
+        {"image_id": 0, "category_id": 0, "bbox": [0, 0, 10, 10], "score": 0.9},     # right
+        {"image_id": 0, "category_id": 0, "bbox": [21, 21, 10, 10], "score": 0.8},   # wrong class
+        {"image_id": 0, "category_id": 1, "bbox": [0, 0, 10, 10], "score": 0.1},     # below conf: ignored
+        {"image_id": 1, "category_id": 2, "bbox": [50, 50, 5, 5], "score": 0.5},     # background
+    ]                                                                                 # image 1 label missed
+    assert confusion_matrix(gt, results, 3).tolist() == [
+        [1, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 1], [0, 1, 0, 0]]
