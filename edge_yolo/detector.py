@@ -242,6 +242,16 @@ class Detector:
 
         return stream(self, source, **kwargs)
 
+    def track(self, source: Any, tracker: Any = "bytetrack", **kwargs: Any) -> Any:
+        """Like `stream`, with each source's detections tracked: they come with `tracker_id` set.
+
+        tracker: bytetrack (default), botsort, ocsort, sort, or an `edge_yolo.tracking.ObjectTracker`
+        made with options (`create_tracker("bytetrack", lost_track_buffer=60)`). Needs the
+        `track` extra. A detector for tracking usually runs at conf 0.1, so that ByteTrack's
+        second stage sees the low-score boxes.
+        """
+        return self.stream(source, tracker=tracker, **kwargs)
+
     def close(self) -> None:
         """Release the backend."""
         self.backend.close()
