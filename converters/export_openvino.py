@@ -57,6 +57,7 @@ def export_openvino(
     fraction: float = 1.0,
     int8_scope: str = "auto",
     force: bool = False,
+    dynamic_batch: bool = False,
 ) -> Path:
     """Export a checkpoint to an OpenVINO IR directory and return the directory.
 
@@ -64,7 +65,8 @@ def export_openvino(
     images of `data`, a directory or a YOLO data.yaml; `fraction` of them) with `int8`;
     `int8_scope` picks what stays in float ("head", "head+attention" or "auto": both are
     tried and the one whose detections agree best with FP32 is kept). `dynamic` makes batch,
-    height and width dynamic. With `verify` the IR is run on OpenVINO's CPU with f32 inference
+    height and width dynamic, `dynamic_batch` the batch axis only. With `verify` the IR is run
+    on OpenVINO's CPU with f32 inference
     precision against the torch model: FP32 must match to max |Δ| ≤ 1e-3; FP16 and INT8 are
     compared by detections. ExportError when a check fails.
 
@@ -98,11 +100,13 @@ def export_openvino(
     precision = "int8" if int8 else "fp16" if half else "fp32"
     args = {"batch": batch, "half": half, "int8": int8, "dynamic": dynamic,
             "data": None if data is None else str(data), "fraction": fraction}
+    if dynamic_batch:
+        args["dynamic_batch"] = True
     meta = build_metadata(loaded, hw, batch, precision, args)
     directory = Path(output) if output is not None else default_output(
         loaded.source, variant_suffix(precision, hw, resolve_imgsz(loaded.imgsz), dynamic, batch) + "_openvino_model")
     check_overwrite(directory, meta, force)
-    model = _convert(loaded, hw, batch, dynamic)
+    model = _convert(loaded, hw, batch, dynamic, dynamic_batch)
     if int8:
         from converters.quantize import quantize_int8
 
@@ -139,7 +143,8 @@ def export_openvino(
     return directory
 
 
-def _convert(loaded: LoadedCheckpoint, hw: tuple[int, int], batch: int, dynamic: bool) -> ov.Model:
+def _convert(loaded: LoadedCheckpoint, hw: tuple[int, int], batch: int, dynamic: bool,
+             dynamic_batch: bool = False) -> ov.Model:
     import tempfile
 
     import onnx
@@ -147,7 +152,7 @@ def _convert(loaded: LoadedCheckpoint, hw: tuple[int, int], batch: int, dynamic:
 
     from converters.export_onnx import onnx_graph
 
-    proto = onnx_graph(loaded, hw, batch, half=False, dynamic=dynamic)
+    proto = onnx_graph(loaded, hw, batch, half=False, dynamic=dynamic, dynamic_batch=dynamic_batch)
     with tempfile.TemporaryDirectory() as tmp, step("converted ONNX to OpenVINO"):
         path = Path(tmp) / "model.onnx"
         onnx.save(proto, str(path))

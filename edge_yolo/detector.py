@@ -13,6 +13,7 @@ import numpy as np
 
 from .backends.base import Backend, BackendInfo
 from .backends.select import create_backend, parse_device
+from .backends.triton import is_triton_url
 from .detections import Detections
 from .errors import EdgeYoloError, ExportError, ModelLoadError, SourceError, UnsupportedModelError
 from .modelinfo import ModelInfo, read_model_info
@@ -88,8 +89,10 @@ class Detector:
     """A YOLOv12 detector on the best backend that works here.
 
     Args:
-        model: .onnx, OpenVINO IR (.xml or `*_openvino_model/`), or .pt checkpoint.
-        device: auto, cpu (ONNX Runtime CPU), openvino[:CPU|GPU|NPU|AUTO], cuda[:N], tensorrt[:N], torch.
+        model: .onnx, OpenVINO IR (.xml or `*_openvino_model/`), .pt checkpoint, or the URL of a
+            model served by Triton (grpc://host:8001/NAME, http://host:8000/NAME).
+        device: auto, cpu (ONNX Runtime CPU), openvino[:CPU|GPU|NPU|AUTO], cuda[:N], tensorrt[:N], torch,
+            triton (a model URL; what auto picks for one).
         conf, iou, max_det, classes, agnostic, multi_label: NMS settings (see postprocess).
         imgsz: network input (h, w) or side for dynamic models (rounded up to the stride);
             default the model's metadata imgsz, else 640.
@@ -114,9 +117,9 @@ class Detector:
         self.conf, self.iou, self.max_det = _threshold("conf", conf), _threshold("iou", iou), int(max_det)
         self.classes = None if classes is None else [int(c) for c in classes]
         self.agnostic, self.multi_label = bool(agnostic), bool(multi_label)
-        path = Path(model)
         requested = None if imgsz is None else _pair(imgsz)
-        if path.suffix.lower() == ".pt" and parse_device(device).kind != "torch":
+        path: str | Path = model if is_triton_url(model) else Path(model)
+        if isinstance(path, Path) and path.suffix.lower() == ".pt" and parse_device(device).kind != "torch":
             path = exported_onnx(path, requested, frame_shape)
             if frame_shape is not None:
                 requested = None  # the export's own static size

@@ -99,7 +99,7 @@ def media_options(conf: float) -> Callable[[Callable[..., Any]], Callable[..., A
         click.option("--model", "-m", envvar="EDGE_YOLO_MODEL", default=None,
                      help="Model: .onnx, OpenVINO directory/.xml or .pt (converted to ONNX next to it). Env: EDGE_YOLO_MODEL."),
         click.option("--device", default="auto", show_default=True,
-                     help="auto, cpu, openvino[:CPU|GPU|NPU|AUTO], cuda[:N], tensorrt[:N], torch."),
+                     help="auto, cpu, openvino[:CPU|GPU|NPU|AUTO], cuda[:N], tensorrt[:N], torch, triton (a model URL grpc://host:8001/NAME)."),
         click.option("--conf", type=click.FloatRange(0, 1), default=conf, show_default=True, help="Confidence threshold."),
         click.option("--iou", type=click.FloatRange(0, 1), default=0.7, show_default=True, help="NMS IoU threshold."),
         click.option("--imgsz", default=None, help="Input size 640 or H,W (dynamic models only; default: the model's)."),
