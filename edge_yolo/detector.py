@@ -12,7 +12,7 @@ import numpy as np
 from .backends.base import Backend, BackendInfo
 from .backends.select import create_backend, parse_device
 from .detections import Detections
-from .errors import ExportError, ModelLoadError, SourceError, UnsupportedModelError
+from .errors import ExportError, InferenceError, ModelLoadError, SourceError, UnsupportedModelError
 from .modelinfo import ModelInfo, read_model_info
 from .postprocess import postprocess
 from .preprocess import LetterboxMeta, as_bgr, letterbox, letterbox_into, read_image, scale_boxes, to_nhwc
@@ -161,7 +161,11 @@ class Detector:
         for start in range(0, len(items), step):
             frames = [self._load(item) for item in items[start : start + step]]
             inputs, metas = self.preprocess(frames)
-            out += self.postprocess(self.backend.infer(inputs), metas)
+            try:
+                output0 = self.backend.infer(inputs)
+            except Exception as exc:  # noqa: BLE001 - any backend failure, as our error type
+                raise InferenceError.wrap(exc, f"on image {start + 1} of {len(items)}")
+            out += self.postprocess(output0, metas)
         return out[0] if single else out
 
     def stream(self, source: Any, **kwargs: Any) -> Any:

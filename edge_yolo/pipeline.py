@@ -29,7 +29,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from .errors import SourceError
+from .errors import InferenceError, SourceError
 from .sources import Frame, Source, resolve_sources
 from .summary import RunStats
 
@@ -43,8 +43,18 @@ class _End:
 
 
 class _Failure:
-    def __init__(self, exc: BaseException) -> None:
+    """An exception raised in a pipeline thread; `stage` "read" or "infer" (pre-processing
+    and inference of a frame)."""
+
+    def __init__(self, exc: BaseException, stage: str = "read") -> None:
         self.exc = exc
+        self.stage = stage
+
+    def error(self, frames_done: int) -> BaseException:
+        """The exception for the caller: a failed frame becomes an InferenceError."""
+        if self.stage != "infer" or not isinstance(self.exc, Exception):
+            return self.exc
+        return InferenceError.wrap(self.exc, f"after {frames_done} frames")
 
 
 class Pipeline:
@@ -128,37 +138,44 @@ class Pipeline:
             source.close()
 
     def _submit(self, producers: int, aq: Any) -> None:
+        failure: BaseException | None = None
+        try:
+            self._feed(producers, aq)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            failure = exc
+        try:
+            aq.wait_all()  # a request that fails last is reported here: never drop it
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            failure = failure or exc
+        if failure is not None:
+            self._done.put(_Failure(failure, stage="infer"))
+        self._done.put(_End())
+
+    def _feed(self, producers: int, aq: Any) -> None:
+        """Pre-process frames and submit them until every producer has ended (or a stop)."""
         ended = 0
         seq = 0
-        try:
-            while ended < producers:
-                try:
-                    item = self._frames.get(timeout=_POLL)
-                except queue.Empty:
-                    if self._stop.is_set():
-                        break
-                    continue
-                if isinstance(item, _End):
-                    ended += 1
-                    continue
-                if isinstance(item, _Failure):
-                    self._done.put(item)
-                    break
-                if not self._acquire_slot():
-                    break
-                t0 = time.perf_counter()
-                inputs, metas = self.detector.preprocess([item.image])
-                t1 = time.perf_counter()
-                self.stats.add("pre", t1 - t0)
-                aq.submit(inputs, (seq, item, metas[0], t1))
-                seq += 1
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
-            self._done.put(_Failure(exc))
-        finally:
+        while ended < producers:
             try:
-                aq.wait_all()
-            finally:
-                self._done.put(_End())
+                item = self._frames.get(timeout=_POLL)
+            except queue.Empty:
+                if self._stop.is_set():
+                    return
+                continue
+            if isinstance(item, _End):
+                ended += 1
+                continue
+            if isinstance(item, _Failure):
+                self._done.put(item)
+                return
+            if not self._acquire_slot():
+                return
+            t0 = time.perf_counter()
+            inputs, metas = self.detector.preprocess([item.image])
+            t1 = time.perf_counter()
+            self.stats.add("pre", t1 - t0)
+            aq.submit(inputs, (seq, item, metas[0], t1))
+            seq += 1
 
     def _acquire_slot(self) -> bool:
         assert self._slots is not None
@@ -219,7 +236,7 @@ class Pipeline:
                         break
                     continue
                 if isinstance(item, _Failure):
-                    raise item.exc
+                    raise item.error(next_seq)
                 if isinstance(item, _End):
                     finished = True
                     continue
