@@ -10,10 +10,11 @@ from typing import Any
 import numpy as np
 
 from .backends.base import Backend, BackendInfo
+from .backends.cache import file_hash
 from .backends.select import create_backend, parse_device
 from .detections import Detections
-from .errors import ExportError, InferenceError, ModelLoadError, SourceError, UnsupportedModelError
-from .modelinfo import ModelInfo, read_model_info
+from .errors import EdgeYoloError, ExportError, InferenceError, ModelLoadError, SourceError, UnsupportedModelError
+from .modelinfo import ModelInfo, metadata_value, read_model_info
 from .postprocess import postprocess
 from .preprocess import LetterboxMeta, as_bgr, letterbox, letterbox_into, read_image, scale_boxes, to_nhwc
 
@@ -30,7 +31,8 @@ def _pair(imgsz: int | Sequence[int]) -> tuple[int, int]:
 
 
 def exported_onnx(checkpoint: Path, imgsz: tuple[int, int] | None) -> Path:
-    """The ONNX export of `checkpoint` next to it, made (or remade when the .pt is newer) on demand.
+    """The verified ONNX export of `checkpoint` next to it, made on demand and reused only while
+    its metadata names these exact checkpoint bytes (sha256) and says it was verified.
 
     Named `<stem>[_HxW].edge-yolo.onnx` so it never overwrites a user's own `<stem>.onnx`.
     """
@@ -38,7 +40,7 @@ def exported_onnx(checkpoint: Path, imgsz: tuple[int, int] | None) -> Path:
         raise ModelLoadError(f"checkpoint not found: {checkpoint}")
     size = "" if imgsz is None else f"_{imgsz[0]}x{imgsz[1]}"
     onnx_path = checkpoint.with_name(f"{checkpoint.stem}{size}.edge-yolo.onnx")
-    if onnx_path.exists() and onnx_path.stat().st_mtime >= checkpoint.stat().st_mtime:
+    if onnx_path.exists() and _verified_export_of(onnx_path, file_hash(checkpoint, length=64)):
         return onnx_path
     try:
         from converters.export_onnx import export_onnx
@@ -48,6 +50,15 @@ def exported_onnx(checkpoint: Path, imgsz: tuple[int, int] | None) -> Path:
             "pip install 'edge-yolo[export]' (or use an exported .onnx)"
         ) from exc
     return Path(export_onnx(checkpoint, output=onnx_path, imgsz=imgsz))
+
+
+def _verified_export_of(onnx_path: Path, sha256: str) -> bool:
+    try:
+        meta = read_model_info(onnx_path).metadata
+    except EdgeYoloError:  # unreadable: export again
+        return False
+    args = metadata_value(meta.get("args"))
+    return meta.get("source_sha256") == sha256 and isinstance(args, dict) and args.get("verify") is True
 
 
 class Detector:
