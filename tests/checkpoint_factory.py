@@ -139,10 +139,11 @@ def randomize(model: nn.Module, seed: int = 0, gain: float = 1.0) -> nn.Module:
 
 
 def ill_conditioned(path: Path, layout: str = "A", scale: str = "n", *, seed: int = 0, imgsz: int = 192,
-                    width: float | None = None, fused: bool = False, nc: int = 3) -> Path:
+                    width: float | None = None, fused: bool = False, nc: int = 3, gain: float = 1.8) -> Path:
     """A random-weight checkpoint (plain-dict format) whose outputs are ill-conditioned on real
-    photos: BN gains of 1.8 make activations grow layer by layer, so float32 rounding alone moves
-    boxes by tenths of a pixel to pixels against a float64 forward. `width` overrides the
+    photos: BN gains of `gain` make activations grow layer by layer, so float32 rounding alone
+    moves boxes by tenths of a pixel to pixels against a float64 forward (layout E, whose
+    residual gammas damp the growth, needs 2). `width` overrides the
     scale's width multiple (a custom-width yaml); `fused` saves the Conv+BN-folded weights."""
     from converters.nn import build_model, stock_yaml
 
@@ -151,7 +152,7 @@ def ill_conditioned(path: Path, layout: str = "A", scale: str = "n", *, seed: in
         depth, _, max_ch = yaml["scales"][scale]
         yaml["scales"] = {scale: [depth, width, max_ch]}
     torch.manual_seed(seed)
-    model = randomize(build_model(yaml, layout), seed, gain=1.8).eval()
+    model = randomize(build_model(yaml, layout), seed, gain=gain).eval()
     if fused:
         model = model.fuse()
     return save_plain(path, model.state_dict(), yaml, {i: f"class{i}" for i in range(nc)}, imgsz=imgsz)

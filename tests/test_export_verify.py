@@ -9,6 +9,7 @@ import copy
 import dataclasses
 import importlib
 import os
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -44,13 +45,13 @@ def only_the_export(tmp_path: Path) -> list[str]:
     return sorted(p.name for p in tmp_path.iterdir())
 
 
-@pytest.mark.parametrize(("layout", "scale", "width", "fused"), [
-    ("A", "n", None, False), ("B", "n", None, False), ("C", "n", None, False), ("E", "n", None, False),
-    ("A", "n", None, True), ("B", "l", 0.25, False),
+@pytest.mark.parametrize(("layout", "scale", "width", "fused", "seed", "gain"), [
+    ("A", "n", None, False, 0, 1.8), ("B", "n", None, False, 0, 1.8), ("C", "n", None, False, 0, 1.8),
+    ("E", "n", None, False, 3, 2.0), ("A", "n", None, True, 0, 1.8), ("B", "l", 0.25, False, 0, 1.8),
 ])
 def test_ill_conditioned_checkpoint_exports_to_onnx(tmp_path: Path, layout: str, scale: str, width: float | None,
-                                                    fused: bool) -> None:
-    pt = ill_conditioned(tmp_path / "best.pt", layout, scale, seed=0, width=width, fused=fused)
+                                                    fused: bool, seed: int, gain: float) -> None:
+    pt = ill_conditioned(tmp_path / "best.pt", layout, scale, seed=seed, width=width, fused=fused, gain=gain)
     loaded = load_checkpoint(pt)
     assert loaded.layout == layout and loaded.fused == fused
     # float32 rounding alone exceeds the 1e-3 parity tolerance: a fixed bound would refuse it
@@ -60,9 +61,19 @@ def test_ill_conditioned_checkpoint_exports_to_onnx(tmp_path: Path, layout: str,
     assert only_the_export(tmp_path) == ["best.onnx", "best.pt"]
 
 
-@pytest.mark.parametrize("layout", ["A", "C"])
-def test_ill_conditioned_checkpoint_exports_to_openvino(tmp_path: Path, layout: str) -> None:
-    loaded = load_checkpoint(ill_conditioned(tmp_path / "best.pt", layout, seed=1))
+@pytest.mark.parametrize("name", ["yolo12n_ul.pt", "yolov12n_v1.pt", "yolov12n_turbo.pt"])
+def test_fixture_checkpoints_export(tmp_path: Path, name: str, capsys: pytest.CaptureFixture) -> None:
+    """The three code bases' checkpoints (well conditioned): held to about 1e-3 against float64."""
+    pt = Path(shutil.copy(CHECKPOINTS / name, tmp_path / name))
+    path = export_onnx(pt, imgsz=IMGSZ)
+    assert only_the_export(tmp_path) == sorted([path.name, name])
+    allowed = [float(a) for a in re.findall(r"\(allowed 8\*\S+ \+ 0\.001 = (\S+)\)", capsys.readouterr().out)]
+    assert len(allowed) == 2 and max(allowed) < 3e-3                 # photos, noise
+
+
+def test_ill_conditioned_checkpoint_exports_to_openvino(tmp_path: Path) -> None:
+    # measured: OpenVINO f32 is 4.1x torch float32's error on noise for this one, the most seen
+    loaded = load_checkpoint(ill_conditioned(tmp_path / "best.pt", "B", seed=0))
     assert photo_error_vs_float64(loaded) > 1e-2
     directory = export_openvino(loaded)
     assert sorted(p.name for p in directory.iterdir()) == ["best.bin", "best.xml", "metadata.yaml"]
