@@ -30,7 +30,7 @@ from converters.export_common import (
     staged_output,
     step,
 )
-from converters.metadata import build_metadata, onnx_props
+from converters.metadata import build_metadata, onnx_props, record_onnx_weights_hash
 
 if TYPE_CHECKING:
     from converters.checkpoint import LoadedCheckpoint
@@ -86,7 +86,7 @@ def export_onnx(
     except onnx.checker.ValidationError as exc:
         raise ExportError(f"the exported ONNX graph is invalid: {exc}") from exc
     with staged_output(path) as staged:
-        onnx.save(proto, str(staged))
+        staged.write_bytes(record_onnx_weights_hash(proto))
         if verify:
             from converters.verify import FP16_MIN_AGREEMENT, onnx_runner, torch_runner, verify_fp32, verify_reduced
 

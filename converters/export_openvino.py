@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edge_yolo.errors import ExportError
+from edge_yolo.weights_hash import WEIGHTS_KEY
 
 from converters.export_common import (
     check_batch,
@@ -28,7 +29,12 @@ from converters.export_common import (
     staged_output,
     step,
 )
-from converters.metadata import build_metadata, openvino_rt_info, write_metadata_yaml
+from converters.metadata import (
+    build_metadata,
+    openvino_rt_info,
+    save_openvino_with_weights_hash,
+    write_metadata_yaml,
+)
 
 if TYPE_CHECKING:
     import openvino as ov
@@ -60,8 +66,6 @@ def export_openvino(
     float32 is (see converters.verify); FP16 and INT8 are compared by detections. ExportError
     when a check fails, and nothing is written (the directory appears only once verified).
     """
-    import openvino as ov
-
     from converters.quantize import SCOPES
 
     requested = resolve_imgsz(imgsz)
@@ -99,7 +103,7 @@ def export_openvino(
     with staged_output(directory) as staged:
         staged.mkdir()
         xml = staged / f"{loaded.source.stem}.xml"
-        ov.save_model(model, str(xml), compress_to_fp16=half)
+        meta[WEIGHTS_KEY] = save_openvino_with_weights_hash(model, xml, compress_to_fp16=half)
         write_metadata_yaml(meta, staged / "metadata.yaml")
         size = sum(p.stat().st_size for p in staged.iterdir()) / 1e6
         if verify:

@@ -44,3 +44,9 @@ class InferenceError(EdgeYoloError):
         error = cls(f"inference failed {where}: {type(exc).__name__}: {exc}")
         error.__cause__ = exc
         return error
+
+
+def one_line(text: object) -> str:
+    """`text` (a message or an exception) on one line: its non-blank lines joined by spaces.
+    YAML, OpenVINO and ONNX Runtime put the useful part of their messages on later lines."""
+    return " ".join(line.strip() for line in str(text).splitlines() if line.strip())
