@@ -10,6 +10,7 @@ Choices:
   `keep_io_types=False`): weights, input `images` and output `output0` are float16, like
   Ultralytics' GPU export, so the runtime must feed float16.
   Default file name `<stem>_fp16.onnx` so it never overwrites the FP32 `<stem>.onnx`.
+- Never silently replaces another file: see `check_overwrite`.
 """
 
 from __future__ import annotations
@@ -22,13 +23,16 @@ from edge_yolo.errors import ExportError
 
 from converters.export_common import (
     check_batch,
+    check_overwrite,
     default_output,
     export_model,
     note,
     resolve_checkpoint,
+    require_export_extra,
     resolve_imgsz,
     staged_output,
     step,
+    variant_suffix,
 )
 from converters.metadata import build_metadata, onnx_props, record_onnx_weights_hash
 
@@ -49,6 +53,7 @@ def export_onnx(
     opset: int | None = None,
     simplify: bool = True,
     verify: bool = True,
+    force: bool = False,
 ) -> Path:
     """Export a checkpoint to ONNX and return the .onnx path.
 
@@ -58,7 +63,13 @@ def export_onnx(
     exported model is run on ONNX Runtime's CPU EP against the torch model: FP32 must be as close
     to a float64 forward as torch's own float32 is (see converters.verify), FP16 must agree on
     detections; ExportError otherwise, and nothing is written (the file appears only once verified).
+
+    The default output sits next to the checkpoint, named by variant:
+    `<stem>[_fp16][_HxW][_dynamic][_b<batch>].onnx` (`_HxW` when not the training size). An
+    existing file is replaced only when it is an edge-yolo export of the same variant, or
+    with `force`.
     """
+    require_export_extra("ONNX export")
     import onnx
 
     requested = resolve_imgsz(imgsz)
@@ -71,14 +82,16 @@ def export_onnx(
         raise ExportError(f"the ONNX output must be a .onnx file, got {output}.")
     loaded = resolve_checkpoint(checkpoint)
     hw = requested or resolve_imgsz(loaded.imgsz)
-    path = Path(output) if output is not None else default_output(
-        loaded.source, "_fp16.onnx" if half else ".onnx")
-
     precision = "fp16" if half else "fp32"
-    proto = onnx_graph(loaded, hw, batch, half, dynamic, opset, simplify)
     args = {"batch": batch, "half": half, "dynamic": dynamic, "simplify": simplify, "opset": opset,
             "verify": verify}
     meta = build_metadata(loaded, hw, batch, precision, args)
+    path = Path(output) if output is not None else default_output(
+        loaded.source, variant_suffix(precision, hw, resolve_imgsz(loaded.imgsz), dynamic, batch) + ".onnx")
+    check_overwrite(path, meta, force)
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    proto = onnx_graph(loaded, hw, batch, half, dynamic, opset, simplify)
     for key, value in onnx_props(meta).items():
         proto.metadata_props.add(key=key, value=value)
     try:

@@ -21,13 +21,16 @@ from edge_yolo.weights_hash import WEIGHTS_KEY
 
 from converters.export_common import (
     check_batch,
+    check_overwrite,
     default_output,
     export_model,
     note,
     resolve_checkpoint,
+    require_export_extra,
     resolve_imgsz,
     staged_output,
     step,
+    variant_suffix,
 )
 from converters.metadata import (
     build_metadata,
@@ -54,6 +57,7 @@ def export_openvino(
     verify: bool = True,
     fraction: float = 1.0,
     int8_scope: str = "auto",
+    force: bool = False,
 ) -> Path:
     """Export a checkpoint to an OpenVINO IR directory and return the directory.
 
@@ -65,7 +69,13 @@ def export_openvino(
     precision against the torch model: FP32 must be as close to a float64 forward as torch's own
     float32 is (see converters.verify); FP16 and INT8 are compared by detections. ExportError
     when a check fails, and nothing is written (the directory appears only once verified).
+
+    The default output sits next to the checkpoint, named by variant:
+    `<stem>[_fp16|_int8][_HxW][_dynamic][_b<batch>]_openvino_model` (`_HxW` when not the
+    training size). An existing directory is replaced only when it holds an edge-yolo export of
+    the same variant, or with `force`.
     """
+    require_export_extra("OpenVINO export", ("openvino",) + (("nncf",) if int8 else ()))
     from converters.quantize import SCOPES
 
     requested = resolve_imgsz(imgsz)
@@ -86,18 +96,18 @@ def export_openvino(
     loaded = resolve_checkpoint(checkpoint)
     hw = requested or resolve_imgsz(loaded.imgsz)
     precision = "int8" if int8 else "fp16" if half else "fp32"
-    suffix = {"fp32": "_openvino_model", "fp16": "_fp16_openvino_model", "int8": "_int8_openvino_model"}
-    directory = Path(output) if output is not None else default_output(loaded.source, suffix[precision])
-
+    args = {"batch": batch, "half": half, "int8": int8, "dynamic": dynamic,
+            "data": None if data is None else str(data), "fraction": fraction, "verify": verify}
+    meta = build_metadata(loaded, hw, batch, precision, args)
+    directory = Path(output) if output is not None else default_output(
+        loaded.source, variant_suffix(precision, hw, resolve_imgsz(loaded.imgsz), dynamic, batch) + "_openvino_model")
+    check_overwrite(directory, meta, force)
     model = _convert(loaded, hw, batch, dynamic)
     if int8:
         from converters.quantize import quantize_int8
 
         model = quantize_int8(model, loaded, calibration, hw, batch, int8_scope)
 
-    args = {"batch": batch, "half": half, "int8": int8, "dynamic": dynamic,
-            "data": None if data is None else str(data), "fraction": fraction, "verify": verify}
-    meta = build_metadata(loaded, hw, batch, precision, args)
     for key, value in openvino_rt_info(meta).items():
         model.set_rt_info(value, ["model_info", key])
     with staged_output(directory) as staged:

@@ -71,14 +71,12 @@ def exported_onnx(checkpoint: Path, imgsz: tuple[int, int] | None,
     onnx_path = checkpoint.with_name(f"{checkpoint.stem}{size}.edge-yolo.onnx")
     if onnx_path.exists() and _verified_export_of(onnx_path, file_hash(checkpoint, length=64)):
         return onnx_path
-    try:
-        from converters import load_checkpoint
-        from converters.export_onnx import export_onnx
-    except ImportError as exc:
-        raise ExportError(
-            f"running {checkpoint.name} needs an ONNX export, which needs the export extra: "
-            "pip install 'edge-yolo[export]' (or use an exported .onnx)"
-        ) from exc
+    from converters.export_common import require_export_extra
+
+    require_export_extra(f"running {checkpoint.name} (exported to ONNX on first use)")
+    from converters import load_checkpoint
+    from converters.export_onnx import export_onnx
+
     source: Any = checkpoint
     if frame_shape is not None:
         source = load_checkpoint(checkpoint)
@@ -254,6 +252,16 @@ class Detector:
         from .pipeline import stream
 
         return stream(self, source, **kwargs)
+
+    def track(self, source: Any, tracker: Any = "bytetrack", **kwargs: Any) -> Any:
+        """Like `stream`, with each source's detections tracked: they come with `tracker_id` set.
+
+        tracker: bytetrack (default), botsort, ocsort, sort, or an `edge_yolo.tracking.ObjectTracker`
+        made with options (`create_tracker("bytetrack", lost_track_buffer=60)`). Needs the
+        `track` extra. A detector for tracking usually runs at conf 0.1, so that ByteTrack's
+        second stage sees the low-score boxes.
+        """
+        return self.stream(source, tracker=tracker, **kwargs)
 
     def close(self) -> None:
         """Release the backend."""

@@ -273,11 +273,14 @@ def stream(
     queue_size: int = 2,
     jobs: int | None = None,
     stats: RunStats | None = None,
+    tracker: Any = None,
 ) -> Iterator[tuple[Frame, Any]]:
     """Yield (Frame, Detections) for every frame of `source`, pipelined, in order.
 
     `source` is anything `edge_yolo.sources.resolve_sources` accepts (path, glob, directory,
     video, webcam index, stream URL, .txt list, or a list of those) or a list of Source objects.
+    `tracker` (a kind such as "bytetrack", an `edge_yolo.tracking.ObjectTracker`, or a
+    `SourceTrackers`) tracks each source's detections: they come with `tracker_id` set.
     """
     if isinstance(source, Source):
         sources: list[Source] = [source]
@@ -285,4 +288,12 @@ def stream(
         sources = list(source)
     else:
         sources = resolve_sources(source, vid_stride=vid_stride)
-    yield from Pipeline(detector, sources, queue_size=queue_size, jobs=jobs, stats=stats)
+    results: Iterator[tuple[Frame, Any]] = iter(Pipeline(detector, sources, queue_size=queue_size, jobs=jobs,
+                                                         stats=stats))
+    if tracker is not None:
+        from .tracking import SourceTrackers, source_frame_rates, track_frames
+
+        if not isinstance(tracker, SourceTrackers):
+            tracker = SourceTrackers(tracker, source_frame_rates(sources))
+        results = track_frames(results, tracker)
+    yield from results

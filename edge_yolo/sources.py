@@ -257,11 +257,13 @@ def _open_capture(target: str | int) -> Capture:
 
 
 class LiveSource(Source):
-    """A webcam or a network stream. When it drops, it reconnects with exponential back-off
-    (`backoff` seconds doubling up to `max_backoff`), at most `reconnects` times in a row;
-    then it ends with one warning line. Every failed connection attempt is reported as a
-    warning saying what was tried (a silent server otherwise looks like a hang: each attempt
-    waits up to STREAM_TIMEOUT_S). `opener` makes the capture (tests inject their own).
+    """A webcam or a network stream. A stream is opened with up to `reconnects` retries; a
+    webcam that does not open fails at once. When either drops, it reconnects with exponential
+    back-off (`backoff` seconds doubling up to `max_backoff`), at most `reconnects` times in a
+    row; then it ends with one warning line. Every failed connection attempt of a retried open
+    is reported as a warning saying what was tried (a silent server otherwise looks like a
+    hang: each attempt waits up to STREAM_TIMEOUT_S). `opener` makes the capture (tests inject
+    their own).
     `stop` (a threading.Event) ends the source early, e.g. when the pipeline closes."""
 
     live = True
@@ -285,10 +287,12 @@ class LiveSource(Source):
         self.max_backoff = max_backoff
         self.stop = threading.Event()
         self.reconnect_count = 0
+        self.lost = False        # True once it dropped and every reconnect failed
         self._capture: Capture | None = None
 
     def _connect(self, attempts: int) -> Capture | None:
-        """Open the capture, up to `attempts` times with back-off; None when every attempt failed."""
+        """Open the capture, up to `attempts` times with back-off (each retry announced with a
+        warning); None when every attempt failed."""
         delay = self.backoff
         for attempt in range(attempts):
             if attempt and self.stop.wait(delay):
@@ -304,18 +308,23 @@ class LiveSource(Source):
                 return capture
             capture.release()
             delay = min(delay * 2, self.max_backoff)
-            if not self.stop.is_set():
+            if attempts > 1 and not self.stop.is_set():
                 retry = f"retrying in {delay:g} s" if attempt + 1 < attempts else "no attempts left"
                 log.warning("cannot open %s %s: failed after %.1f s (attempt %d of %d); %s", self.kind,
                             self.target, time.monotonic() - started, attempt + 1, attempts, retry)
         return None
 
     def __iter__(self) -> Iterator[Frame]:
-        capture = self._connect(1 + self.reconnects)
+        if self.kind == "webcam":   # a local device is there or not: retrying the first open only delays the error
+            capture = self._connect(1)
+            failure = f"cannot open webcam {self.target}: no camera with that index, or it is in use"
+        else:
+            capture = self._connect(1 + self.reconnects)
+            failure = f"cannot open stream {self.target} (tried {1 + self.reconnects} times)"
         if capture is None:
             self._capture = None
             if not self.stop.is_set():
-                raise SourceError(f"cannot open {self.kind} {self.target} (tried {1 + self.reconnects} times)")
+                raise SourceError(failure)
             return
         self._capture = capture
         start = time.monotonic()
@@ -326,11 +335,13 @@ class LiveSource(Source):
                 if not ok or image is None:
                     capture.release()
                     self.reconnect_count += 1
-                    log.debug("%s %s dropped; reconnecting", self.kind, self.target)
+                    if not self.stop.is_set():
+                        log.warning("%s %s dropped; reconnecting", self.kind, self.target)
                     capture = self._connect(self.reconnects)
                     self._capture = capture
                     if capture is None:
                         if not self.stop.is_set():
+                            self.lost = True
                             log.warning("%s %s lost; gave up after %d reconnect attempts", self.kind, self.target, self.reconnects)
                         return
                     continue

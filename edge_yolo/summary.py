@@ -1,4 +1,5 @@
-"""Per-stage timing statistics of a run, in bounded memory, and the end-of-run summary text."""
+"""Per-stage timing statistics of a run, in bounded memory, and the summary texts of a run:
+per-image class counts and the note on a reduced runtime precision."""
 
 from __future__ import annotations
 
@@ -89,3 +90,20 @@ class RunStats:
         if backend:
             lines.append(f"backend: {backend}")
         return "\n".join(lines)
+
+
+def count_line(class_ids: Any, names: dict[int, str]) -> str:
+    """`4 circles, 1 square` (class-id order, plural with an s), or `no detections`."""
+    ids, counts = np.unique(np.asarray(class_ids, dtype=np.int64), return_counts=True)
+    parts = [f"{n} {names.get(int(k), str(int(k)))}{'s' if n > 1 else ''}" for k, n in zip(ids, counts)]
+    return ", ".join(parts) or "no detections"
+
+
+def precision_note(run_precision: str, requested: str, model_dtype: Any) -> str | None:
+    """The hint shown when a float32 model runs at a reduced precision nobody asked for (e.g.
+    OpenVINO's bf16 default on AMX CPUs): boxes and scores can differ slightly from an f32 run."""
+    if requested != "auto" or run_precision not in ("bf16", "f16") or np.dtype(model_dtype) != np.float32:
+        return None
+    return (f"{run_precision} is this device's fastest default for the f32 model; results can differ slightly "
+            "from other f32 runtimes; for f32 pass --precision f32 to detect or val "
+            "(precision=\"f32\" in Python)")

@@ -24,7 +24,7 @@ def test_export_onnx_next_to_checkpoint(shapes_pt: Path, tmp_path: Path) -> None
     shutil.copy(shapes_pt, ckpt)
     result = _run(ckpt, "--format", "onnx", "--imgsz", "256,320")
     assert result.returncode == 0, result.stderr
-    out = tmp_path / "best.onnx"
+    out = tmp_path / "best_256x320.onnx"     # not the training size (320x320): named by variant
     assert out.is_file()
     assert f"exported {out}" in result.stdout
     assert "export: max |Δ| vs float64 on photos: export " in result.stdout

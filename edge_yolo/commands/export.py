@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 
 import click
 
+from edge_yolo.commands.options import parse_imgsz
 from edge_yolo.errors import ExportError, ModelLoadError
 
 FORMATS = ("onnx", "openvino")
-
-
-def parse_imgsz(value: str | None) -> int | tuple[int, int] | None:
-    """`640` → 640, `640,480` / `640x480` → (640, 480) as (h, w); ExportError on anything else."""
-    if value is None:
-        return None
-    parts = [p for p in re.split(r"[,x ]+", value.strip().lower()) if p]
-    if not parts or len(parts) > 2 or not all(p.isdigit() for p in parts):
-        raise ExportError(f"--imgsz must be a size like 640 or H,W like 480,640, got {value!r}.")
-    sizes = [int(p) for p in parts]
-    return sizes[0] if len(sizes) == 1 else (sizes[0], sizes[1])
 
 
 @click.command(short_help="Export a YOLOv12 .pt checkpoint to ONNX or OpenVINO IR, verified against PyTorch.")
@@ -46,13 +35,18 @@ def parse_imgsz(value: str | None) -> int | tuple[int, int] | None:
               help="Check the exported model against the PyTorch model.")
 @click.option("--output", "-o", type=click.Path(path_type=Path), default=None,
               help="The .onnx file or the _openvino_model directory. Default: next to the checkpoint.")
+@click.option("--force", is_flag=True,
+              help="Replace an existing output that is not an edge-yolo export of the same variant.")
 def command(checkpoint: Path, fmt: str, imgsz: str | None, half: bool, int8: bool, data: Path | None,
             fraction: float, int8_scope: str, dynamic: bool, batch: int, opset: int | None, simplify: bool,
-            verify: bool, output: Path | None) -> None:
+            verify: bool, output: Path | None, force: bool) -> None:
     """Export CHECKPOINT (a YOLOv12 .pt) to ONNX or OpenVINO IR and verify it against PyTorch.
 
     Default outputs sit next to the checkpoint: best.onnx, best_fp16.onnx,
-    best_openvino_model/, best_fp16_openvino_model/, best_int8_openvino_model/.
+    best_openvino_model/, best_fp16_openvino_model/, best_int8_openvino_model/; other
+    variants add _HxW (not the training size), _dynamic, _b<batch>: best_480x640_dynamic.onnx.
+    An existing output is replaced only when it is an edge-yolo export of the same variant
+    (e.g. never a best.onnx made by `yolo export`), unless --force.
     """
     fmt = fmt.lower()
     if dynamic and batch != 1:
@@ -70,12 +64,13 @@ def command(checkpoint: Path, fmt: str, imgsz: str | None, half: bool, int8: boo
         from converters import export_onnx
 
         path = export_onnx(checkpoint, output=output, imgsz=size, half=half, dynamic=dynamic, batch=batch,
-                           opset=opset, simplify=simplify, verify=verify)
+                           opset=opset, simplify=simplify, verify=verify, force=force)
     else:
         if opset is not None:
             raise ExportError("--opset applies to --format onnx only.")
         from converters import export_openvino
 
         path = export_openvino(checkpoint, output=output, imgsz=size, half=half, dynamic=dynamic, batch=batch,
-                               int8=int8, data=data, verify=verify, fraction=fraction, int8_scope=int8_scope)
+                               int8=int8, data=data, verify=verify, fraction=fraction, int8_scope=int8_scope,
+                               force=force)
     click.echo(f"exported {path} in {time.perf_counter() - start:.1f} s")

@@ -80,6 +80,11 @@ def describe_model(model: Path, device: str = "auto") -> dict[str, Any]:
             "skipped": [{"option": o, "reason": r} for o, r in chosen.skipped],
             "input_layout": backend.input_spec.layout,
         }
+        from edge_yolo.summary import precision_note
+
+        note = precision_note(chosen.precision, "auto", info.input_dtype)
+        if note:
+            report["precision_note"] = note
     finally:
         backend.close()
     return report
@@ -110,6 +115,8 @@ def format_report(report: dict[str, Any]) -> str:
     lines.append(f"  onnxruntime: {', '.join(avail['onnxruntime']) or 'not installed'}")
     lines.append(f"  openvino:    {', '.join(avail['openvino']) or 'not installed'}")
     lines.append(f"selected: {report['selected']}")
+    if report.get("precision_note"):
+        lines.append(f"precision: {report['precision_note']}")
     return "\n".join(lines)
 
 
