@@ -7,6 +7,9 @@ from __future__ import annotations
 import ast
 import copy
 import importlib.util
+import os
+import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -150,6 +153,34 @@ def export_model(loaded: LoadedCheckpoint) -> torch.nn.Module:
     if not loaded.fused:
         model = model.fuse()
     return model
+
+
+@contextmanager
+def staged_output(final: Path) -> Iterator[Path]:
+    """A temporary path beside `final` (same name, in a hidden folder) to write and verify an
+    export at; it replaces `final` only when the block ends without an error. A refused or
+    interrupted export leaves nothing behind, and an earlier file at `final` stays as it was."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
+    staged = scratch / final.name
+    try:
+        yield staged
+        _replace(staged, final, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _replace(staged: Path, final: Path, scratch: Path) -> None:
+    old = scratch / "replaced"
+    try:
+        if staged.is_dir() and final.is_dir():
+            # A directory cannot replace a non-empty one in one rename: move the old one aside.
+            os.replace(final, old)
+        os.replace(staged, final)
+    except OSError as exc:
+        if old.exists() and not final.exists():
+            os.replace(old, final)
+        raise ExportError(f"cannot write {final}: {exc.strerror or exc}") from exc
 
 
 @contextmanager

@@ -28,6 +28,7 @@ from converters.export_common import (
     resolve_checkpoint,
     require_export_extra,
     resolve_imgsz,
+    staged_output,
     step,
     variant_suffix,
 )
@@ -66,9 +67,10 @@ def export_openvino(
     `int8_scope` picks what stays in float ("head", "head+attention" or "auto": both are
     tried and the one whose detections agree best with FP32 is kept). `dynamic` makes batch,
     height and width dynamic, `dynamic_batch` the batch axis only. With `verify` the IR is run
-    on OpenVINO's CPU with f32 inference
-    precision against the torch model: FP32 must match to max |Δ| ≤ 1e-3; FP16 and INT8 are
-    compared by detections. ExportError when a check fails.
+    on OpenVINO's CPU with f32 inference precision against the torch model: FP32 must be as close
+    to a float64 forward as torch's own float32 is (see converters.verify); FP16 and INT8 are
+    compared by detections. ExportError when a check fails, and nothing is written (the directory
+    appears only once verified).
 
     The default output sits next to the checkpoint, named by variant:
     `<stem>[_fp16|_int8][_HxW][_dynamic][_b<batch>]_openvino_model` (`_HxW` when not the
@@ -76,9 +78,7 @@ def export_openvino(
     the same variant, or with `force`.
     """
     require_export_extra("OpenVINO export", ("openvino",) + (("nncf",) if int8 else ()))
-    import openvino as ov
-
-    from converters.quantize import EVAL_BATCHES, SCOPES
+    from converters.quantize import SCOPES
 
     requested = resolve_imgsz(imgsz)
     batch = check_batch(batch)
@@ -99,7 +99,7 @@ def export_openvino(
     hw = requested or resolve_imgsz(loaded.imgsz)
     precision = "int8" if int8 else "fp16" if half else "fp32"
     args = {"batch": batch, "half": half, "int8": int8, "dynamic": dynamic,
-            "data": None if data is None else str(data), "fraction": fraction}
+            "data": None if data is None else str(data), "fraction": fraction, "verify": verify}
     if dynamic_batch:
         args["dynamic_batch"] = True
     meta = build_metadata(loaded, hw, batch, precision, args)
@@ -114,33 +114,39 @@ def export_openvino(
 
     for key, value in openvino_rt_info(meta).items():
         model.set_rt_info(value, ["model_info", key])
-    directory.mkdir(parents=True, exist_ok=True)
-    xml = directory / f"{loaded.source.stem}.xml"
-    meta[WEIGHTS_KEY] = save_openvino_with_weights_hash(model, xml, compress_to_fp16=half)
-    write_metadata_yaml(meta, directory / "metadata.yaml")
-    size = sum(p.stat().st_size for p in directory.iterdir()) / 1e6
+    with staged_output(directory) as staged:
+        staged.mkdir()
+        xml = staged / f"{loaded.source.stem}.xml"
+        meta[WEIGHTS_KEY] = save_openvino_with_weights_hash(model, xml, compress_to_fp16=half)
+        write_metadata_yaml(meta, staged / "metadata.yaml")
+        size = sum(p.stat().st_size for p in staged.iterdir()) / 1e6
+        if verify:
+            _verify(loaded, xml, hw, batch, precision, calibration)
     note(f"saved {directory}/ ({precision}, {size:.1f} MB)")
-
-    if verify:
-        from converters.verify import (
-            FP16_MIN_AGREEMENT,
-            INT8_MIN_AGREEMENT,
-            openvino_runner,
-            torch_runner,
-            verify_fp32,
-            verify_reduced,
-        )
-
-        with step("verification on OpenVINO CPU (f32 inference precision)"):
-            reference, candidate = torch_runner(loaded.model), openvino_runner(xml)
-            if int8:
-                verify_reduced(reference, candidate, hw, batch, "INT8", INT8_MIN_AGREEMENT,
-                               calibration[:EVAL_BATCHES])
-            elif half:
-                verify_reduced(reference, candidate, hw, batch, "FP16", FP16_MIN_AGREEMENT)
-            else:
-                verify_fp32(reference, candidate, hw, batch)
     return directory
+
+
+def _verify(loaded: LoadedCheckpoint, xml: Path, hw: tuple[int, int], batch: int, precision: str,
+            calibration: list[Path] | None) -> None:
+    from converters.quantize import EVAL_BATCHES
+    from converters.verify import (
+        FP16_MIN_AGREEMENT,
+        INT8_MIN_AGREEMENT,
+        openvino_runner,
+        torch_runner,
+        verify_fp32,
+        verify_reduced,
+    )
+
+    with step("verification on OpenVINO CPU (f32 inference precision)"):
+        candidate = openvino_runner(xml)
+        if precision == "int8":
+            verify_reduced(torch_runner(loaded.model), candidate, hw, batch, "INT8", INT8_MIN_AGREEMENT,
+                           calibration[:EVAL_BATCHES])
+        elif precision == "fp16":
+            verify_reduced(torch_runner(loaded.model), candidate, hw, batch, "FP16", FP16_MIN_AGREEMENT)
+        else:
+            verify_fp32(loaded, candidate, hw, batch)
 
 
 def _convert(loaded: LoadedCheckpoint, hw: tuple[int, int], batch: int, dynamic: bool,

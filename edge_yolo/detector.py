@@ -12,11 +12,12 @@ from typing import Any
 import numpy as np
 
 from .backends.base import Backend, BackendInfo
+from .backends.cache import file_hash
 from .backends.select import create_backend, parse_device
 from .backends.triton import is_triton_url
 from .detections import Detections
-from .errors import EdgeYoloError, ExportError, ModelLoadError, SourceError, UnsupportedModelError
-from .modelinfo import ModelInfo, read_model_info
+from .errors import EdgeYoloError, ExportError, InferenceError, ModelLoadError, SourceError, UnsupportedModelError
+from .modelinfo import ModelInfo, metadata_value, read_model_info
 from .postprocess import MAX_WH, postprocess
 from .preprocess import (LetterboxMeta, as_bgr, letterbox, letterbox_into, letterbox_shape, read_image, scale_boxes,
                          to_nhwc)
@@ -55,7 +56,8 @@ def _pair(imgsz: int | Sequence[int]) -> tuple[int, int]:
 
 def exported_onnx(checkpoint: Path, imgsz: tuple[int, int] | None,
                   frame_shape: tuple[int, int] | None = None) -> Path:
-    """The ONNX export of `checkpoint` next to it, made (or remade when the .pt is newer) on demand.
+    """The verified ONNX export of `checkpoint` next to it, made on demand and reused only while
+    its metadata names these exact checkpoint bytes (sha256) and says it was verified.
 
     Named `<stem>[_HxW][_forHxW].edge-yolo.onnx` so it never overwrites a user's own `<stem>.onnx`.
     With `frame_shape` (h, w) the export is static at the smallest stride-multiple rectangle
@@ -68,7 +70,7 @@ def exported_onnx(checkpoint: Path, imgsz: tuple[int, int] | None,
     if frame_shape is not None:
         size += f"_for{frame_shape[0]}x{frame_shape[1]}"
     onnx_path = checkpoint.with_name(f"{checkpoint.stem}{size}.edge-yolo.onnx")
-    if onnx_path.exists() and onnx_path.stat().st_mtime >= checkpoint.stat().st_mtime:
+    if onnx_path.exists() and _verified_export_of(onnx_path, file_hash(checkpoint, length=64)):
         return onnx_path
     from converters.export_common import require_export_extra
 
@@ -83,6 +85,15 @@ def exported_onnx(checkpoint: Path, imgsz: tuple[int, int] | None,
         base = tuple(math.ceil(v / stride) * stride for v in (imgsz or source.imgsz))
         imgsz = letterbox_shape(frame_shape, base, stride)
     return Path(export_onnx(source, output=onnx_path, imgsz=imgsz))
+
+
+def _verified_export_of(onnx_path: Path, sha256: str) -> bool:
+    try:
+        meta = read_model_info(onnx_path).metadata
+    except EdgeYoloError:  # unreadable: export again
+        return False
+    args = metadata_value(meta.get("args"))
+    return meta.get("source_sha256") == sha256 and isinstance(args, dict) and args.get("verify") is True
 
 
 class Detector:
@@ -223,7 +234,10 @@ class Detector:
             t0 = time.perf_counter()
             inputs, metas = self.preprocess(frames)
             t1 = time.perf_counter()
-            output0 = self.backend.infer(inputs)
+            try:
+                output0 = self.backend.infer(inputs)
+            except Exception as exc:  # noqa: BLE001 - any backend failure, as our error type
+                raise InferenceError.wrap(exc, f"on image {start + 1} of {len(items)}")
             t2 = time.perf_counter()
             results = self.postprocess(output0, metas)
             t3 = time.perf_counter()

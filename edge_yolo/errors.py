@@ -33,6 +33,19 @@ class DataError(EdgeYoloError):
     """A dataset (data.yaml, images, labels) is missing or malformed."""
 
 
+class InferenceError(EdgeYoloError):
+    """Pre-processing or inference of a frame failed; the run stops rather than skip it."""
+
+    @classmethod
+    def wrap(cls, exc: BaseException, where: str) -> EdgeYoloError:
+        """`exc` itself when it is an EdgeYoloError, else an InferenceError caused by it."""
+        if isinstance(exc, EdgeYoloError):
+            return exc
+        error = cls(f"inference failed {where}: {type(exc).__name__}: {exc}")
+        error.__cause__ = exc
+        return error
+
+
 def one_line(text: object) -> str:
     """`text` (a message or an exception) on one line: its non-blank lines joined by spaces.
     YAML, OpenVINO and ONNX Runtime put the useful part of their messages on later lines."""

@@ -50,7 +50,7 @@ class ModelInfo:
     url: str | None = None                        # a Triton model's grpc:// or http(s):// address
 
 
-def _literal(value: Any) -> Any:
+def metadata_value(value: Any) -> Any:
     """Parse a metadata string the way Ultralytics wrote it (str(v)); leave anything else as is."""
     if not isinstance(value, str):
         return value
@@ -61,7 +61,7 @@ def _literal(value: Any) -> Any:
 
 
 def _names(value: Any) -> dict[int, str] | None:
-    value = _literal(value)
+    value = metadata_value(value)
     if isinstance(value, dict):
         try:
             return {int(k): str(v) for k, v in value.items()}
@@ -75,7 +75,7 @@ def _names(value: Any) -> dict[int, str] | None:
 
 
 def _imgsz(value: Any) -> tuple[int, int] | None:
-    value = _literal(value)
+    value = metadata_value(value)
     if isinstance(value, int):
         return (value, value)
     if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, int) for v in value):
@@ -278,7 +278,7 @@ def build_model_info(
         raise UnsupportedModelError(f"{label}: input element type {elem} is not supported; expected float32 or float16")
     h, w = in_shape[2], in_shape[3]
     dynamic = h is None or w is None
-    stride = _literal(meta.get("stride", 32))
+    stride = metadata_value(meta.get("stride", 32))
     return ModelInfo(
         path=path, format=fmt, names=names, nc=len(names),
         imgsz=(h, w) if not dynamic else _imgsz(meta.get("imgsz")),

@@ -36,7 +36,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from .errors import SourceError
+from .errors import InferenceError, SourceError
 from .sources import Frame, Source, number_sources, resolve_sources
 from .summary import RunStats
 
@@ -52,8 +52,18 @@ class _End:
 
 
 class _Failure:
-    def __init__(self, exc: BaseException) -> None:
+    """An exception raised in a pipeline thread; `stage` "read" or "infer" (pre-processing
+    and inference of a frame)."""
+
+    def __init__(self, exc: BaseException, stage: str = "read") -> None:
         self.exc = exc
+        self.stage = stage
+
+    def error(self, frames_done: int) -> BaseException:
+        """The exception for the caller: a failed frame becomes an InferenceError."""
+        if self.stage != "infer" or not isinstance(self.exc, Exception):
+            return self.exc
+        return InferenceError.wrap(self.exc, f"after {frames_done} frames")
 
 
 @dataclass
@@ -208,6 +218,7 @@ class Pipeline:
 
     # -- scheduler -----------------------------------------------------------------------
     def _submit(self, aq: Any) -> None:
+        failure: BaseException | None = None
         try:
             while True:
                 batch = self._gather()
@@ -221,12 +232,14 @@ class Pipeline:
                 items = [(lane, seq, frame, meta) for (lane, seq, frame), meta in zip(batch, metas)]
                 aq.submit(inputs, (items, t1))
         except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
-            self._results.put(_Failure(exc))
-        finally:
-            try:
-                aq.wait_all()
-            finally:
-                self._results.put(_End())
+            failure = exc
+        try:
+            aq.wait_all()  # a request that fails last is reported here: never drop it
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            failure = failure or exc
+        if failure is not None:
+            self._results.put(_Failure(failure, stage="infer"))
+        self._results.put(_End())
 
     def _gather(self) -> list[tuple[int, int, Frame]]:
         """Wait for a batch worth submitting: frames are ready and a request is free, or no
@@ -326,7 +339,7 @@ class Pipeline:
                         break
                     continue
                 if isinstance(item, _Failure):
-                    raise item.exc
+                    raise item.error(sum(lane.next_out for lane in self._lanes))
                 if isinstance(item, _End):
                     break
                 if isinstance(item, _SourceEnd):

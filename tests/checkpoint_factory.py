@@ -118,15 +118,17 @@ def save_plain(path: Path, state_dict: dict[str, torch.Tensor], yaml: dict, name
     return path
 
 
-def randomize(model: nn.Module, seed: int = 0) -> nn.Module:
+def randomize(model: nn.Module, seed: int = 0, gain: float = 1.0) -> nn.Module:
     """Give every BatchNorm random affine/statistics and every gamma a random value, so a
-    wrong rebuild shows in the outputs (fresh BNs are identities)."""
+    wrong rebuild shows in the outputs (fresh BNs are identities). `gain` scales every BN
+    weight: 2 makes activations grow layer by layer until the outputs are ill-conditioned
+    (float32 rounding alone moves boxes by pixels), as some real checkpoints are."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, nn.BatchNorm2d):
                 n = m.num_features
-                m.weight.copy_(0.5 + torch.rand(n, generator=g))
+                m.weight.copy_(gain * (0.5 + torch.rand(n, generator=g)))
                 m.bias.copy_(0.2 * torch.randn(n, generator=g))
                 m.running_mean.copy_(0.1 * torch.randn(n, generator=g))
                 m.running_var.copy_(0.5 + torch.rand(n, generator=g))
@@ -134,3 +136,23 @@ def randomize(model: nn.Module, seed: int = 0) -> nn.Module:
             if name.endswith("gamma") or name.endswith("pe.conv.bias"):
                 p.copy_(0.1 * torch.randn(p.shape, generator=g))
     return model
+
+
+def ill_conditioned(path: Path, layout: str = "A", scale: str = "n", *, seed: int = 0, imgsz: int = 192,
+                    width: float | None = None, fused: bool = False, nc: int = 3, gain: float = 1.8) -> Path:
+    """A random-weight checkpoint (plain-dict format) whose outputs are ill-conditioned on real
+    photos: BN gains of `gain` make activations grow layer by layer, so float32 rounding alone
+    moves boxes by tenths of a pixel to pixels against a float64 forward (layout E, whose
+    residual gammas damp the growth, needs 2). `width` overrides the
+    scale's width multiple (a custom-width yaml); `fused` saves the Conv+BN-folded weights."""
+    from converters.nn import build_model, stock_yaml
+
+    yaml = stock_yaml(scale, nc=nc, turbo=layout == "C")
+    if width is not None:
+        depth, _, max_ch = yaml["scales"][scale]
+        yaml["scales"] = {scale: [depth, width, max_ch]}
+    torch.manual_seed(seed)
+    model = randomize(build_model(yaml, layout), seed, gain=gain).eval()
+    if fused:
+        model = model.fuse()
+    return save_plain(path, model.state_dict(), yaml, {i: f"class{i}" for i in range(nc)}, imgsz=imgsz)

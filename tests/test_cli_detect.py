@@ -130,6 +130,34 @@ def test_several_sources_get_their_own_outputs(tmp_path: Path, ul_onnx: Path, va
     assert "7 frames in" in err
 
 
+@pytest.mark.parametrize("failing", [5, 15])  # 15: the last frame, the request still in flight at the end
+def test_failed_frame_is_an_error_not_a_short_run(failing: int, tmp_path: Path, ul_onnx: Path, video_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch,
+                                                  capfd: pytest.CaptureFixture) -> None:
+    """A backend that fails on one frame (simulated: a device failure cannot be provoked here;
+    every other frame runs on the real ORT session) ends the run with exit 1 and one error line,
+    keeping the frames before it."""
+    from edge_yolo.backends.onnxruntime import OnnxRuntimeBackend
+
+    real_infer, calls = OnnxRuntimeBackend.infer, []
+
+    def infer(self: OnnxRuntimeBackend, inputs: np.ndarray) -> np.ndarray:
+        calls.append(1)
+        if len(calls) == failing:
+            raise RuntimeError("CUDA error: device lost")
+        return real_infer(self, inputs)
+
+    monkeypatch.setattr(OnnxRuntimeBackend, "infer", infer)
+    out = tmp_path / "run"
+    code, stdout, err = run_cli(["detect", video_path, "--model", ul_onnx, "--device", "cpu", "--vid-stride", "10",
+                                 "--save-json", "--no-save", "-o", out, "--quiet"], capfd)
+    assert code == 1
+    assert err.strip().splitlines() == [
+        f"error: inference failed after {failing - 1} frames: RuntimeError: CUDA error: device lost"]
+    assert "Traceback" not in err + stdout
+    assert [r["frame"] for r in jsonl(out / "video.jsonl")] == list(range(0, 10 * (failing - 1), 10))
+
+
 def test_truncated_video_keeps_what_was_readable(tmp_path: Path, ul_onnx: Path, video_path: Path,
                                                  capfd: pytest.CaptureFixture,
                                                  caplog: pytest.LogCaptureFixture) -> None:

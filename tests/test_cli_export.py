@@ -3,6 +3,7 @@ one-line errors for bad input."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -26,7 +27,9 @@ def test_export_onnx_next_to_checkpoint(shapes_pt: Path, tmp_path: Path) -> None
     out = tmp_path / "best_256x320.onnx"     # not the training size (320x320): named by variant
     assert out.is_file()
     assert f"exported {out}" in result.stdout
-    assert "verified against torch: max |Δ|" in result.stdout
+    assert "export: max |Δ| vs float64 on photos: export " in result.stdout
+    assert re.search(r"torch float32 \S+ \(allowed 8\*\S+ \+ 0\.001 = \S+\)", result.stdout)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", out.name]  # no staging left
     dims = onnx.load(str(out)).graph.input[0].type.tensor_type.shape.dim
     assert [d.dim_value for d in dims] == [1, 3, 256, 320]
 

@@ -117,6 +117,19 @@ def test_device_list_runs_the_model_on_each_backend(ul_onnx: Path, val_dir: Path
     assert [ln.split()[2] for ln in proc.stdout.splitlines()[1:3]] == ["onnxruntime", "openvino"]
 
 
+def test_one_model_metrics_at_the_top_level(ul_onnx: Path, val_dir: Path, tmp_path: Path) -> None:
+    data = small_dataset(val_dir, tmp_path / "data", 3)
+    proc = run_cli("val", str(ul_onnx), "--data", str(data), "--device", "cpu",
+                   "--save-metrics", str(tmp_path / "m.json"))
+    assert proc.returncode == 0, proc.stderr
+    payload = json.loads((tmp_path / "m.json").read_text())
+    (run,) = payload["runs"]
+    for key in ("map50_95", "map50", "precision", "recall", "per_class", "n_images", "model"):
+        assert payload[key] == run[key]
+    assert payload["n_images"] == 3 and 0 < payload["map50_95"] <= 1
+    assert set(payload["per_class"]) == {"circle", "square", "triangle"}
+
+
 def test_split_plots_and_names_that_collide(ul_onnx: Path, val_dir: Path, tmp_path: Path) -> None:
     """--split picks another split; two best.onnx from different runs are told apart by their
     folder; --save-plots writes a PR curve and a confusion matrix per run."""

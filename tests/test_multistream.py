@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from edge_yolo.detector import Detector
+from edge_yolo.errors import InferenceError
 from edge_yolo.pipeline import Pipeline, stream
 from edge_yolo.sources import Frame, LiveSource, Source, VideoFile
 
@@ -142,7 +143,7 @@ def test_fixed_batch_model_gets_full_batches_of_several_sources(shapes_pt: Path,
 
 def test_backend_failure_in_a_worker_reaches_the_caller(ul_onnx: Path, dynamic_onnx: Path, video_path: Path) -> None:
     """A request that fails on the backend's worker thread never calls back; the next submit
-    (or the final wait) re-raises it, for a batch-1 and a batching model alike."""
+    (or the final wait) re-raises it as an InferenceError, for a batch-1 and a batching model alike."""
     for model in (ul_onnx, dynamic_onnx):
         det = Detector(model, device="cpu", backend_options={"spinning": False})
         recorder = RecordingInfer(det.backend.infer)
@@ -158,14 +159,15 @@ def test_backend_failure_in_a_worker_reaches_the_caller(ul_onnx: Path, dynamic_o
         def run() -> None:
             try:
                 list(stream(det, [VideoFile(video_path, vid_stride=STRIDE) for _ in range(3)]))
-            except RuntimeError as exc:
+            except InferenceError as exc:
                 outcome.append(exc)
 
         worker = threading.Thread(target=run, daemon=True)
         worker.start()
         worker.join(timeout=120)
         assert not worker.is_alive(), f"{model.name}: the pipeline hung after a failed request"
-        assert [str(e) for e in outcome] == ["device lost"]
+        assert len(outcome) == 1 and str(outcome[0]).startswith("inference failed after ")
+        assert str(outcome[0]).endswith(" frames: RuntimeError: device lost")
         det.close()
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import Future
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Iterator
@@ -13,7 +14,9 @@ from typing import Any, Iterator
 import numpy as np
 import pytest
 
+from edge_yolo.backends.threaded import ThreadedAsyncInfer
 from edge_yolo.detector import Detector
+from edge_yolo.errors import InferenceError
 from edge_yolo.pipeline import Pipeline, stream
 from edge_yolo.sources import Frame, ImageFiles, LiveSource, Source, VideoFile
 
@@ -124,18 +127,57 @@ def test_break_stops_threads_and_closes_source(ort_detector: Detector, video_pat
     assert source._container is None  # released
 
 
-def test_backend_failure_reaches_the_caller(ort_detector: Detector, video_path: Path) -> None:
+def failing_on(call: int, infer: Any) -> Any:
+    """A real backend's infer that raises on its `call`-th call (a device failure cannot be
+    provoked on demand here)."""
     calls = []
 
-    def failing(inputs: np.ndarray) -> np.ndarray:
+    def run(inputs: np.ndarray) -> np.ndarray:
         calls.append(1)
-        if len(calls) == 3:
+        if len(calls) == call:
             raise RuntimeError("device lost")
-        return ort_detector.backend.infer(inputs)
+        return infer(inputs)
 
-    det = wrapped(ort_detector, infer=failing)
-    with pytest.raises(RuntimeError, match="device lost"):
+    return run
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+@pytest.mark.parametrize("failing", [3, 15])  # 15: the last of the 15 frames, still in flight at the end
+def test_backend_failure_reaches_the_caller(ort_detector: Detector, video_path: Path, failing: int,
+                                            jobs: int) -> None:
+    infer = failing_on(failing, ort_detector.backend.infer)
+    det = wrapped(ort_detector, queue=lambda run, cb: ThreadedAsyncInfer(run, cb, jobs), infer=infer)
+    delivered = []
+    with pytest.raises(InferenceError, match="inference failed after [0-9]+ frames: RuntimeError: device lost"):
+        for frame, _ in stream(det, video_path, vid_stride=10):
+            delivered.append(frame.index)
+    assert delivered == list(range(0, 10 * (failing - 1), 10))[: len(delivered)]
+    assert len(delivered) < failing
+
+
+def test_shuffled_queue_failure_reaches_the_caller(ort_detector: Detector, video_path: Path) -> None:
+    det = wrapped(ort_detector, infer=failing_on(3, ort_detector.backend.infer))
+    with pytest.raises(InferenceError, match="device lost"):
         list(stream(det, video_path, vid_stride=10))
+
+
+class FinishesWhenPolled(Future):
+    """A request that completes (with an error) exactly while the queue scans for failures:
+    the first done() sees it running and then lets it fail, deterministically."""
+
+    def done(self) -> bool:
+        running = super().done()
+        if not running:
+            self.set_exception(RuntimeError("frame 7 failed"))
+        return running
+
+
+def test_threaded_queue_never_drops_a_failure_finishing_mid_scan() -> None:
+    aq = ThreadedAsyncInfer(lambda x: x, lambda out, userdata: None)
+    aq._futures.append(FinishesWhenPolled())
+    aq.submit(np.zeros(1), None)  # the scan sees the request still running: it must keep it
+    with pytest.raises(RuntimeError, match="frame 7 failed"):
+        aq.wait_all()
 
 
 class Closed:
@@ -179,3 +221,10 @@ def test_stop_event_ends_a_wait_on_a_silent_stream(ort_detector: Detector) -> No
     t0 = time.monotonic()
     assert list(Pipeline(ort_detector, [silent], stop=stop)) == []
     assert time.monotonic() - t0 < 3
+
+
+def test_detector_call_failure_is_an_inference_error(ort_detector: Detector, val_images: list[Path],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ort_detector.backend, "infer", failing_on(2, ort_detector.backend.infer))
+    with pytest.raises(InferenceError, match="inference failed on image 2 of 3: RuntimeError: device lost"):
+        ort_detector(val_images[:3])

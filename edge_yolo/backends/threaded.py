@@ -35,13 +35,19 @@ class ThreadedAsyncInfer:
         self._futures.append(self._pool.submit(self._run, inputs, userdata))
 
     def _raise_failed(self) -> None:
-        done = [f for f in self._futures if f.done()]
-        self._futures = [f for f in self._futures if not f.done()]
-        for f in done:
+        # One pass: each future is asked done() once, so one that finishes mid-scan is either
+        # raised here or kept for the next check, never dropped.
+        pending, finished = [], []
+        for f in self._futures:
+            (finished if f.done() else pending).append(f)
+        self._futures = pending
+        for f in finished:
             f.result()  # re-raises a worker's exception in the caller
 
     def wait_all(self) -> None:
         """Block until every submitted request has called back; re-raise the first failure."""
         futures, self._futures = self._futures, []
-        for f in futures:
-            f.result()
+        errors = [f.exception() for f in futures]  # waits for every one, failed or not
+        first = next((e for e in errors if e is not None), None)
+        if first is not None:
+            raise first

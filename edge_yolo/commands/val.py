@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 @click.option("--precision", default="auto", show_default=True,
               help="Inference precision: 'auto' (the device's default, e.g. bf16 on AMX CPUs) or 'f32'.")
 @click.option("--save-metrics", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the metrics of every run as JSON.")
+              help="Write the metrics as JSON: every run under \"runs\", and with a single run "
+                   "its metrics (map50_95, map50, precision, recall, per_class, ...) at the top level too.")
 @click.option("--save-json", type=click.Path(dir_okay=False, path_type=Path),
               help="Write COCO-format predictions (one file per run when there are several).")
 @click.option("--save-plots", type=click.Path(file_okay=False, path_type=Path),
@@ -99,9 +100,12 @@ def command(models: tuple[str, ...], data: str, split: str, device: str, imgsz: 
     click.echo(_per_class_table([m for m, _ in runs]))
     if save_metrics:
         save_metrics.parent.mkdir(parents=True, exist_ok=True)
+        run_dicts = [dict(m.to_dict(), delta_map50_95=m.map50_95 - runs[0][0].map50_95) for m, _ in runs]
         payload = {"data": str(data), "protocol": {"conf": conf, "iou": iou, "max_det": max_det,
-                                                   "letterbox": "square", "multi_label": True},
-                   "runs": [dict(m.to_dict(), delta_map50_95=m.map50_95 - runs[0][0].map50_95) for m, _ in runs]}
+                                                   "letterbox": "square", "multi_label": True}}
+        if len(run_dicts) == 1:  # one model on one device: its metrics at the top level too
+            payload.update({k: v for k, v in run_dicts[0].items() if k != "delta_map50_95"})
+        payload["runs"] = run_dicts
         save_metrics.write_text(json.dumps(payload, indent=2))
         click.echo(f"metrics: {save_metrics}", err=True)
     if save_json:
