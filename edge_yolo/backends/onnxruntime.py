@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import BackendUnavailableError, ModelLoadError
+from ..errors import BackendUnavailableError, EdgeYoloError, ModelLoadError
 from .base import BackendInfo, InputSpec, ResultCallback
 from .cache import file_hash, keyed_dir
 from .threaded import ThreadedAsyncInfer
@@ -183,16 +183,24 @@ class OnnxRuntimeBackend:
         )
         self._provider = provider
 
+    def _open_session(self) -> Any:
+        session = self._session
+        if session is None:
+            raise EdgeYoloError("this onnxruntime backend is closed; create a new one")
+        return session
+
     def infer(self, inputs: np.ndarray) -> np.ndarray:
-        """Run one NCHW batch, return output0 as float32."""
-        out = self._session.run([self._output_name], {self._input_name: inputs})[0]
+        """Run one NCHW batch, return output0 as float32 (safe to call from several threads:
+        ONNX Runtime sessions run concurrent calls)."""
+        out = self._open_session().run([self._output_name], {self._input_name: inputs})[0]
         return out if out.dtype == np.float32 else out.astype(np.float32)
 
     def async_queue(self, callback: ResultCallback, jobs: int | None = None) -> ThreadedAsyncInfer:
         """In-flight requests on worker threads: 1 on CPU (the session already uses every
         core), 2 on a GPU (overlaps host work with the device)."""
+        self._open_session()
         return ThreadedAsyncInfer(self.infer, callback, jobs or (1 if self._provider == "cpu" else 2))
 
     def close(self) -> None:
-        """Drop the session."""
+        """Drop the session (calls already running finish first); later calls raise."""
         self._session = None
