@@ -1,14 +1,16 @@
 """`edge-yolo detect`: detection on images, videos, directories, globs, webcams and streams.
 
 Outputs go to --output (default runs/detect/<n>): annotated media, and with --save-json /
---save-txt JSON lines and YOLO labels. The first Ctrl-C or SIGTERM stops reading and
+--save-txt JSON lines and YOLO labels. The first Ctrl-C, SIGTERM or SIGHUP stops reading and
 finalises every output (a playable video, one JSON line per written frame) before exiting
-with 130 (SIGINT) or 143 (SIGTERM); a second Ctrl-C aborts at once.
+with 128 + the signal number; more SIGTERM/SIGHUP meanwhile are ignored, a second Ctrl-C
+aborts at once.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import signal
 import sys
@@ -47,8 +49,13 @@ def parse_classes(value: str | None) -> list[int] | None:
 
 
 class StopSignal:
-    """Turns the first SIGINT/SIGTERM into a flag checked between frames; the second SIGINT
-    interrupts at once (KeyboardInterrupt), a second SIGTERM terminates."""
+    """Turns the first SIGINT/SIGTERM/SIGHUP into a flag checked between frames, so the run
+    stops reading and finalises its outputs. Until those are final (the handlers stay
+    installed), a repeated SIGTERM/SIGHUP is ignored (GNU `timeout` sends two) and a second
+    SIGINT aborts the process at once: the video keeps its finished fragments, the JSON lines
+    every line written."""
+
+    SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
     def __init__(self) -> None:
         self.signum: int | None = None
@@ -56,13 +63,16 @@ class StopSignal:
         self._previous: dict[int, Any] = {}
 
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
-        self.signum = signum
-        self.event.set()
-        signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))
+        if self.signum is None:
+            self.signum = signum
+            self.event.set()
+        elif signum == signal.SIGINT:
+            os.write(2, b"\nerror: aborted\n")
+            os._exit(128 + signal.SIGINT)  # threads may be stuck in native inference: no joins
 
     def __enter__(self) -> "StopSignal":
         if threading.current_thread() is threading.main_thread():
-            for s in (signal.SIGINT, signal.SIGTERM):
+            for s in self.SIGNALS:
                 self._previous[s] = signal.getsignal(s)
                 signal.signal(s, self._handle)
         return self
@@ -197,8 +207,8 @@ class DetectRun:
         stop = StopSignal()
         pipeline = Pipeline(self.detector, self.sources, stats=self.stats, stop=stop.event)
         last_finite: int | None = None
-        try:
-            with stop:
+        with stop:  # the handlers stay installed until every output is final
+            try:
                 for frame, detections in pipeline:
                     source = self.sources[frame.source_index]
                     if not source.live and last_finite is not None and last_finite != frame.source_index:
@@ -217,10 +227,10 @@ class DetectRun:
                         break
                     if stop.event.is_set():
                         break
-        finally:
-            pipeline.close()
-            progress.close()
-            self._close_outputs()
+            finally:
+                pipeline.close()
+                progress.close()
+                self._close_outputs()
         return self._report(stop if stop.event.is_set() else None)
 
     def _report(self, stop: StopSignal | None) -> int:
