@@ -178,12 +178,13 @@ class OpenVinoBackend:
 
         Safe to call from several threads: each call runs on its own infer request."""
         request, compiled = self._take_request()
-        request.infer({0: inputs}, share_inputs=True)
-        output = request.get_output_tensor(0).data.copy()
-        with self._lock:
-            if compiled is self._compiled:  # not released by async_queue or close meanwhile
-                self._idle.append(request)
-        return output
+        try:
+            request.infer({0: inputs}, share_inputs=True)
+            return request.get_output_tensor(0).data.copy()
+        finally:
+            with self._lock:
+                if compiled is self._compiled:  # not released by async_queue or close meanwhile
+                    self._idle.append(request)
 
     def async_queue(self, callback: ResultCallback, jobs: int | None = None) -> _OvAsync:
         """An AsyncInferQueue on a THROUGHPUT-hint compilation (made on first use);
