@@ -1,5 +1,5 @@
 """What survives which signal: `edge-yolo detect` on the fixture video in a real subprocess,
-stopped by a repeated SIGTERM (as GNU `timeout` sends), SIGHUP, SIGKILL or a double Ctrl-C;
+stopped by a repeated SIGTERM (as GNU `timeout` sends), SIGHUP, SIGKILL or a Ctrl-C while stopping;
 the output MP4 is then decoded with PyAV and its frames counted against the JSON lines."""
 
 from __future__ import annotations
@@ -79,15 +79,16 @@ def test_sigkill_loses_at_most_the_last_second(tmp_path: Path, ul_onnx: Path, vi
     assert written - GOP - ENCODER_LAG <= playable <= written
 
 
-def test_second_ctrl_c_aborts_at_once(tmp_path: Path, ul_onnx: Path, video_path: Path) -> None:
+def test_ctrl_c_while_stopping_aborts_at_once(tmp_path: Path, ul_onnx: Path, video_path: Path) -> None:
+    # SIGHUP then SIGINT back to back: two different signals never merge, and CPython runs the
+    # lower-numbered SIGHUP's handler first, so the Ctrl-C always lands while the run is stopping.
     out = tmp_path / "run"
     proc = start(video_path, ul_onnx, out)
     wait_for_lines(proc, out / "video.jsonl", GOP + ENCODER_LAG)
-    proc.send_signal(signal.SIGINT)
-    time.sleep(HANDLED)
+    proc.send_signal(signal.SIGHUP)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=10)
     assert proc.returncode == 130, err
-    assert "error: aborted" in err and "Traceback" not in err
+    assert "error: aborted" in err and "Traceback" not in err and "interrupted after" not in err
     written = len(json_lines(out / "video.jsonl"))  # every line whole
     assert 0 <= written - playable_frames(out / "video.mp4") <= GOP + ENCODER_LAG

@@ -50,10 +50,11 @@ def parse_classes(value: str | None) -> list[int] | None:
 
 class StopSignal:
     """Turns the first SIGINT/SIGTERM/SIGHUP into a flag checked between frames, so the run
-    stops reading and finalises its outputs. Until those are final (the handlers stay
-    installed), a repeated SIGTERM/SIGHUP is ignored (GNU `timeout` sends two) and a second
-    SIGINT aborts the process at once: the video keeps its finished fragments, the JSON lines
-    every line written."""
+    stops reading and finalises its outputs. From then on a repeated SIGTERM/SIGHUP is ignored
+    (GNU `timeout` sends two) and a SIGINT aborts the process at once: the video keeps its
+    finished fragments, the JSON lines every line written. After a stop signal the handlers
+    stay installed (the process is about to exit), so a late Ctrl-C cannot interrupt the
+    interpreter's shutdown with a traceback; without one, leaving restores the previous ones."""
 
     SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
@@ -78,8 +79,9 @@ class StopSignal:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for s, handler in self._previous.items():
-            signal.signal(s, handler)
+        if self.signum is None:
+            for s, handler in self._previous.items():
+                signal.signal(s, handler)
 
     @property
     def exit_code(self) -> int:
