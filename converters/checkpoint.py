@@ -32,6 +32,7 @@ class LoadedCheckpoint:
     yaml: dict
     sha256: str
     source: Path
+    epochs: int | None = None   # training epochs from the checkpoint's train args, when recorded
 
 
 # What a foreign yaml module tells the user about the file; heads first, they say the most.
@@ -90,6 +91,8 @@ def _read_pickle(path: Path) -> Any:
         return torch.load(path, map_location="cpu", weights_only=False, pickle_module=make_pickle_module())
     except UnsafeCheckpointError as e:
         raise UnsafeCheckpointError(f"refused to load {path}: {e} (nothing in the file was run)") from None
+    except UnsupportedModelError as e:
+        raise UnsupportedModelError(f"{path} is {e}; nothing in the file was run") from None
     except Exception as e:  # zip/pickle/storage errors of a damaged file
         raise ModelLoadError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from None
 
@@ -116,7 +119,7 @@ def _model_entry(ckpt: Any) -> tuple[dict[str, torch.Tensor], dict | None, Any, 
         raise UnsupportedModelError(f"checkpoint is not a YOLOv12 detection model: it is {_FOREIGN_CLASSES[cls]}")
     attrs = model.__dict__
     args = _as_dict(attrs.get("args"))
-    args.update({k: v for k, v in _as_dict(top.get("train_args")).items() if k == "imgsz"})
+    args.update({k: v for k, v in _as_dict(top.get("train_args")).items() if k in ("imgsz", "epochs")})
     return model.state_dict(), attrs.get("yaml"), attrs.get("names"), args
 
 
@@ -196,4 +199,5 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
         yaml=yaml,
         sha256=_sha256(path),
         source=path,
+        epochs=args["epochs"] if isinstance(args.get("epochs"), int) else None,
     )

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edge_yolo.errors import ExportError
+from edge_yolo.postprocess import MAX_WH
 
 if TYPE_CHECKING:
     import torch
@@ -45,6 +46,8 @@ def resolve_imgsz(imgsz: int | tuple[int, int] | list[int] | None) -> tuple[int,
         hw = (values[0], values[1])
     if any(v <= 0 or v % STRIDE for v in hw):
         raise ExportError(f"imgsz must be positive multiples of {STRIDE}, got {hw[0]}x{hw[1]}.")
+    if max(hw) > MAX_WH:
+        raise ExportError(f"imgsz {hw[0]}x{hw[1]} is too large: at most {MAX_WH} pixels a side.")
     return hw
 
 

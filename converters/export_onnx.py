@@ -29,7 +29,7 @@ from converters.export_common import (
     resolve_imgsz,
     step,
 )
-from converters.metadata import build_metadata, onnx_props
+from converters.metadata import build_metadata, onnx_props, record_onnx_weights_hash
 
 if TYPE_CHECKING:
     from converters.checkpoint import LoadedCheckpoint
@@ -83,7 +83,7 @@ def export_onnx(
         onnx.checker.check_model(proto)
     except onnx.checker.ValidationError as exc:
         raise ExportError(f"the exported ONNX graph is invalid: {exc}") from exc
-    onnx.save(proto, str(path))
+    path.write_bytes(record_onnx_weights_hash(proto))
     note(f"saved {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
     if verify:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edge_yolo.errors import ExportError
+from edge_yolo.weights_hash import WEIGHTS_KEY
 
 from converters.export_common import (
     check_batch,
@@ -27,7 +28,12 @@ from converters.export_common import (
     resolve_imgsz,
     step,
 )
-from converters.metadata import build_metadata, openvino_rt_info, write_metadata_yaml
+from converters.metadata import (
+    build_metadata,
+    openvino_rt_info,
+    save_openvino_with_weights_hash,
+    write_metadata_yaml,
+)
 
 if TYPE_CHECKING:
     import openvino as ov
@@ -58,8 +64,6 @@ def export_openvino(
     precision against the torch model: FP32 must match to max |Δ| ≤ 1e-3; FP16 and INT8 are
     compared by detections. ExportError when a check fails.
     """
-    import openvino as ov
-
     from converters.quantize import EVAL_BATCHES, SCOPES
 
     requested = resolve_imgsz(imgsz)
@@ -96,7 +100,7 @@ def export_openvino(
         model.set_rt_info(value, ["model_info", key])
     directory.mkdir(parents=True, exist_ok=True)
     xml = directory / f"{loaded.source.stem}.xml"
-    ov.save_model(model, str(xml), compress_to_fp16=half)
+    meta[WEIGHTS_KEY] = save_openvino_with_weights_hash(model, xml, compress_to_fp16=half)
     write_metadata_yaml(meta, directory / "metadata.yaml")
     size = sum(p.stat().st_size for p in directory.iterdir()) / 1e6
     note(f"saved {directory}/ ({precision}, {size:.1f} MB)")

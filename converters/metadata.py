@@ -3,7 +3,8 @@
 One dict (`build_metadata`) feeds three places: ONNX `metadata_props` (every value `str()`,
 names as a Python dict repr, parse with `ast.literal_eval`), OpenVINO `metadata.yaml` (plain
 YAML values) and OpenVINO rt_info `model_info` (Ultralytics' preprocessing hints plus the
-same string values as the ONNX props).
+same string values as the ONNX props). Each export also records `weights_sha256`, the hash
+of its own weights (see `edge_yolo.weights_hash`), which the runtime checks on load.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from edge_yolo import __version__
+from edge_yolo.errors import ExportError
+from edge_yolo.weights_hash import WEIGHTS_KEY, file_sha256, onnx_graph_sha256
 
 if TYPE_CHECKING:
     from converters.checkpoint import LoadedCheckpoint
@@ -74,6 +77,31 @@ def openvino_rt_info(metadata: dict[str, Any]) -> dict[str, str]:
         "resize_type": "fit_to_window_letterbox",
     }
     return {**hints, **onnx_props(metadata)}
+
+
+def record_onnx_weights_hash(proto: Any) -> bytes:
+    """Add `weights_sha256` (the serialized graph's hash) to an ONNX ModelProto's
+    metadata_props; returns the serialized model to write."""
+    proto.metadata_props.add(key=WEIGHTS_KEY, value=onnx_graph_sha256(proto.SerializeToString()))
+    return proto.SerializeToString()
+
+
+def save_openvino_with_weights_hash(model: Any, xml: Path, compress_to_fp16: bool) -> str:
+    """`ov.save_model` with `weights_sha256` (the .bin's hash) in rt_info `model_info`.
+
+    The .bin exists only once the model is saved, so it is saved twice: the second save
+    writes the same .bin (checked) and an .xml that records its hash. Returns the hash.
+    """
+    import openvino as ov
+
+    ov.save_model(model, str(xml), compress_to_fp16=compress_to_fp16)
+    digest = file_sha256(xml.with_suffix(".bin"))
+    model.set_rt_info(digest, ["model_info", WEIGHTS_KEY])
+    ov.save_model(model, str(xml), compress_to_fp16=compress_to_fp16)
+    if file_sha256(xml.with_suffix(".bin")) != digest:
+        raise ExportError(f"OpenVINO wrote a different {xml.with_suffix('.bin').name} on the second save; "
+                          "cannot record its hash")
+    return digest
 
 
 def write_metadata_yaml(metadata: dict[str, Any], path: Path) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from edge_yolo.errors import UnsafeCheckpointError
+from edge_yolo.errors import UnsafeCheckpointError, UnsupportedModelError
 
 SAFE_METHODS = frozenset({"forward", "forward_fuse", "forward_split"})
 
@@ -166,6 +166,8 @@ def make_pickle_module() -> types.ModuleType:
                 obj = _numpy_global(module, name)
                 if obj is not None:
                     return obj
+            if module.startswith("torch.nn.modules."):   # a plain torch model: say what it is
+                raise UnsupportedModelError(f"not a YOLOv12 checkpoint (found: torch {name} layers)")
             raise UnsafeCheckpointError(
                 f"it references {module}.{name}, which is not on the allow-list"
             )

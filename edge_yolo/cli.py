@@ -16,7 +16,7 @@ import traceback
 import click
 
 from . import __version__
-from .errors import EdgeYoloError
+from .errors import EdgeYoloError, one_line
 
 COMMANDS = {
     "detect": "Run detection on images, videos, directories, globs, webcams or streams.",
@@ -81,10 +81,11 @@ def main(argv: list[str] | None = None) -> None:
     except EdgeYoloError as exc:
         if verbose:
             traceback.print_exc()
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {one_line(exc)}", err=True)
         sys.exit(EXIT_ERROR)
     except Exception as exc:  # noqa: BLE001 - the CLI must never end in a bare traceback
         if verbose:
             traceback.print_exc()
-        click.echo(f"error: unexpected {type(exc).__name__}: {exc} (run with --verbose for details)", err=True)
+        click.echo(f"error: unexpected {type(exc).__name__}: {one_line(exc)} (run with --verbose for details)",
+                   err=True)
         sys.exit(EXIT_ERROR)

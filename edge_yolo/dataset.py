@@ -113,7 +113,7 @@ def _read_yaml(path: Path) -> dict:
     try:
         cfg = yaml.safe_load(path.read_text())
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise DataError(f"cannot read {path}: {exc}") from None
+        raise DataError(f"cannot read {path}: {one_line(exc)}") from None
     if not isinstance(cfg, dict):
         raise DataError(f"{path} is not a YOLO data.yaml (expected a mapping)")
     return cfg

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import math
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -12,14 +14,35 @@ import numpy as np
 from .backends.base import Backend, BackendInfo
 from .backends.select import create_backend, parse_device
 from .detections import Detections
-from .errors import ExportError, ModelLoadError, SourceError, UnsupportedModelError
+from .errors import EdgeYoloError, ExportError, ModelLoadError, SourceError, UnsupportedModelError
 from .modelinfo import ModelInfo, read_model_info
-from .postprocess import postprocess
-from .preprocess import LetterboxMeta, as_bgr, letterbox, letterbox_into, read_image, scale_boxes, to_nhwc
+from .postprocess import MAX_WH, postprocess
+from .preprocess import (LetterboxMeta, as_bgr, letterbox, letterbox_into, letterbox_shape, read_image, scale_boxes,
+                         to_nhwc)
 
 ImageLike = np.ndarray | str | Path
 DEFAULT_IMGSZ = 640
 MAX_DYNAMIC_BATCH = 8
+LARGE_IMGSZ_PIXELS = 1920 * 1920  # above this a warning gives the cost relative to 640x640
+
+log = logging.getLogger(__name__)
+
+
+def _threshold(name: str, value: float) -> float:
+    value = float(value)
+    if not 0.0 <= value <= 1.0:  # also refuses NaN
+        raise EdgeYoloError(f"{name} must be a number between 0 and 1, got {value}")
+    return value
+
+
+def _check_imgsz(h: int, w: int) -> None:
+    """Refuse sizes class-aware NMS cannot separate; warn about sizes that cost far more than 640."""
+    if max(h, w) > MAX_WH:
+        raise EdgeYoloError(f"imgsz {h}x{w} is too large: at most {MAX_WH} pixels a side")
+    if h * w > LARGE_IMGSZ_PIXELS:
+        factor = h * w / DEFAULT_IMGSZ**2
+        log.warning("imgsz %dx%d has %.0fx the pixels of %dx%d: expect about %.0fx the inference time and memory",
+                    h, w, factor, DEFAULT_IMGSZ, DEFAULT_IMGSZ, factor)
 
 
 def _pair(imgsz: int | Sequence[int]) -> tuple[int, int]:
@@ -29,25 +52,38 @@ def _pair(imgsz: int | Sequence[int]) -> tuple[int, int]:
     return (int(h), int(w))
 
 
-def exported_onnx(checkpoint: Path, imgsz: tuple[int, int] | None) -> Path:
+def exported_onnx(checkpoint: Path, imgsz: tuple[int, int] | None,
+                  frame_shape: tuple[int, int] | None = None) -> Path:
     """The ONNX export of `checkpoint` next to it, made (or remade when the .pt is newer) on demand.
 
-    Named `<stem>[_HxW].edge-yolo.onnx` so it never overwrites a user's own `<stem>.onnx`.
+    Named `<stem>[_HxW][_forHxW].edge-yolo.onnx` so it never overwrites a user's own `<stem>.onnx`.
+    With `frame_shape` (h, w) the export is static at the smallest stride-multiple rectangle
+    holding such frames resized to fit imgsz (default the training size): 384x640 for
+    720x1280 frames at 640, the input Ultralytics predict gives the .pt itself.
     """
     if not checkpoint.is_file():
         raise ModelLoadError(f"checkpoint not found: {checkpoint}")
     size = "" if imgsz is None else f"_{imgsz[0]}x{imgsz[1]}"
+    if frame_shape is not None:
+        size += f"_for{frame_shape[0]}x{frame_shape[1]}"
     onnx_path = checkpoint.with_name(f"{checkpoint.stem}{size}.edge-yolo.onnx")
     if onnx_path.exists() and onnx_path.stat().st_mtime >= checkpoint.stat().st_mtime:
         return onnx_path
     try:
+        from converters import load_checkpoint
         from converters.export_onnx import export_onnx
     except ImportError as exc:
         raise ExportError(
             f"running {checkpoint.name} needs an ONNX export, which needs the export extra: "
             "pip install 'edge-yolo[export]' (or use an exported .onnx)"
         ) from exc
-    return Path(export_onnx(checkpoint, output=onnx_path, imgsz=imgsz))
+    source: Any = checkpoint
+    if frame_shape is not None:
+        source = load_checkpoint(checkpoint)
+        stride = int(max(source.stride))
+        base = tuple(math.ceil(v / stride) * stride for v in (imgsz or source.imgsz))
+        imgsz = letterbox_shape(frame_shape, base, stride)
+    return Path(export_onnx(source, output=onnx_path, imgsz=imgsz))
 
 
 class Detector:
@@ -55,11 +91,17 @@ class Detector:
 
     Args:
         model: .onnx, OpenVINO IR (.xml or `*_openvino_model/`), or .pt checkpoint.
-        device: auto, tensorrt[:N], cuda[:N], openvino[:CPU|GPU|AUTO], onnxruntime-cpu (cpu), torch.
+        device: auto, cpu (ONNX Runtime CPU), openvino[:CPU|GPU|NPU|AUTO], cuda[:N], tensorrt[:N], torch.
         conf, iou, max_det, classes, agnostic, multi_label: NMS settings (see postprocess).
         imgsz: network input (h, w) or side for dynamic models (rounded up to the stride);
             default the model's metadata imgsz, else 640.
+        rect: a model with dynamic height/width gets each batch letterboxed to the smallest
+            stride-multiple rectangle that holds the frames resized to fit imgsz (384x640 for
+            16:9 frames at 640), as Ultralytics predict does; False pads to the full imgsz.
+            Frames of different shapes in one batch always get the full imgsz.
         precision: "auto" (the backend's fastest default) or f32/f16/bf16 where the backend can choose.
+        frame_shape: for a .pt run through its ONNX export, the (h, w) of the frames to come:
+            the export is then static at their minimal rectangle (see exported_onnx).
         backend_options: backend tuning, e.g. {"threads": 2, "spinning": False} for ORT CPU.
 
     Calling it on a BGR image (also grayscale or BGRA), an image path, or a list of them
@@ -69,20 +111,26 @@ class Detector:
     def __init__(self, model: str | Path, device: str = "auto", conf: float = 0.25, iou: float = 0.7,
                  max_det: int = 300, classes: Sequence[int] | None = None, agnostic: bool = False,
                  imgsz: int | Sequence[int] | None = None, precision: str = "auto",
-                 multi_label: bool = False, *, backend_options: dict[str, Any] | None = None) -> None:
-        self.conf, self.iou, self.max_det = float(conf), float(iou), int(max_det)
+                 multi_label: bool = False, rect: bool = True, *, frame_shape: tuple[int, int] | None = None,
+                 backend_options: dict[str, Any] | None = None) -> None:
+        self.conf, self.iou, self.max_det = _threshold("conf", conf), _threshold("iou", iou), int(max_det)
         self.classes = None if classes is None else [int(c) for c in classes]
         self.agnostic, self.multi_label = bool(agnostic), bool(multi_label)
         path = Path(model)
         requested = None if imgsz is None else _pair(imgsz)
         if path.suffix.lower() == ".pt" and parse_device(device).kind != "torch":
-            path = exported_onnx(path, requested)
+            path = exported_onnx(path, requested, frame_shape)
+            if frame_shape is not None:
+                requested = None  # the export's own static size
         self.model_info: ModelInfo = read_model_info(path)
         self.imgsz = self._resolve_imgsz(requested)
-        self.backend: Backend = create_backend(self.model_info, device, precision, self.imgsz, backend_options)
+        self.rect = bool(rect) and self.model_info.dynamic
+        fixed = None if self.rect else self.imgsz  # a rect detector keeps the backend's height/width dynamic
+        self.backend: Backend = create_backend(self.model_info, device, precision, fixed, backend_options)
         spec = self.backend.input_spec
         if spec.height is not None and spec.width is not None:
             self.imgsz = (spec.height, spec.width)
+            self.rect = False
 
     def _resolve_imgsz(self, requested: tuple[int, int] | None) -> tuple[int, int]:
         info = self.model_info
@@ -96,7 +144,9 @@ class Detector:
             return fixed
         h, w = requested or info.imgsz or (DEFAULT_IMGSZ, DEFAULT_IMGSZ)
         s = info.stride
-        return (math.ceil(h / s) * s, math.ceil(w / s) * s)
+        size = (math.ceil(h / s) * s, math.ceil(w / s) * s)
+        _check_imgsz(*size)
+        return size
 
     @property
     def backend_info(self) -> BackendInfo:
@@ -121,27 +171,33 @@ class Detector:
         spec = self.backend.input_spec
         if spec.batch is not None and len(frames) > spec.batch:
             raise SourceError(f"{len(frames)} frames given but the model takes batches of {spec.batch}")
+        frames = [as_bgr(frame) for frame in frames]
+        stride = self.model_info.stride if self.rect and len({f.shape[:2] for f in frames}) == 1 else None
         if spec.layout == "NHWC":
             boxed, metas = [], []
             for frame in frames:
-                image, meta = letterbox(as_bgr(frame), self.imgsz)
+                image, meta = letterbox(frame, self.imgsz, stride)
                 boxed.append(image)
                 metas.append(meta)
             if spec.batch is not None and len(boxed) < spec.batch:
                 boxed += [boxed[-1]] * (spec.batch - len(boxed))
             return to_nhwc(boxed), metas
-        inputs = np.empty((spec.batch or len(frames), 3, *self.imgsz), spec.dtype)
-        metas = [letterbox_into(as_bgr(frame), dst) for frame, dst in zip(frames, inputs)]
+        shape = letterbox_shape(frames[0].shape, self.imgsz, stride) if stride else self.imgsz
+        inputs = np.empty((spec.batch or len(frames), 3, *shape), spec.dtype)
+        metas = [letterbox_into(frame, dst, self.imgsz, stride) for frame, dst in zip(frames, inputs)]
         inputs[len(frames) :] = inputs[len(frames) - 1]   # pad a fixed-batch model's batch
         return inputs, metas
 
     def postprocess(self, output0: np.ndarray, metas: Sequence[LetterboxMeta]) -> list[Detections]:
         """NMS on a backend output and boxes mapped back onto each frame (one per meta)."""
-        results = postprocess(output0[: len(metas)], self.conf, self.iou, self.max_det, self.classes,
-                              self.agnostic, self.multi_label)
+        try:
+            results = postprocess(output0[: len(metas)], self.conf, self.iou, self.max_det, self.classes,
+                                  self.agnostic, self.multi_label)
+        except UnsupportedModelError as exc:  # not a detector's output: say which model
+            raise UnsupportedModelError(f"{self.model_info.path.name}: {exc}") from exc
         names = self.names
         return [
-            Detections(scale_boxes(boxes, meta), scores, cls, names)
+            Detections(scale_boxes(boxes, meta), scores, cls, names, orig_shape=meta.orig_shape)
             for (boxes, scores, cls), meta in zip(results, metas)
         ]
 
@@ -153,15 +209,30 @@ class Detector:
         raise SourceError(f"expected an image array or an image path, got {type(item).__name__}")
 
     def __call__(self, source: ImageLike | Sequence[ImageLike]) -> Detections | list[Detections]:
-        """Detect objects in one image (→ Detections) or a list of images (→ list)."""
+        """Detect objects in one image (→ Detections) or a list of images (→ list). Each
+        Detections carries its image's `orig_shape`, `path` (for files) and `speed` (ms of the
+        three stages for its batch, divided by the batch's frames)."""
         single = isinstance(source, (np.ndarray, str, Path))
         items = [source] if single else list(source)
         out: list[Detections] = []
         step = self.batch_size
         for start in range(0, len(items), step):
-            frames = [self._load(item) for item in items[start : start + step]]
+            chunk = items[start : start + step]
+            frames = [self._load(item) for item in chunk]
+            t0 = time.perf_counter()
             inputs, metas = self.preprocess(frames)
-            out += self.postprocess(self.backend.infer(inputs), metas)
+            t1 = time.perf_counter()
+            output0 = self.backend.infer(inputs)
+            t2 = time.perf_counter()
+            results = self.postprocess(output0, metas)
+            t3 = time.perf_counter()
+            speed = {name: 1e3 * dt / len(frames) for name, dt in
+                     (("preprocess", t1 - t0), ("inference", t2 - t1), ("postprocess", t3 - t2))}
+            for item, dets in zip(chunk, results):
+                dets.speed = speed
+                if isinstance(item, (str, Path)):
+                    dets.path = str(item)
+            out += results
         return out[0] if single else out
 
     def stream(self, source: Any, **kwargs: Any) -> Any:

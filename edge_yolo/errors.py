@@ -31,3 +31,9 @@ class ExportError(EdgeYoloError):
 
 class DataError(EdgeYoloError):
     """A dataset (data.yaml, images, labels) is missing or malformed."""
+
+
+def one_line(text: object) -> str:
+    """`text` (a message or an exception) on one line: its non-blank lines joined by spaces.
+    YAML, OpenVINO and ONNX Runtime put the useful part of their messages on later lines."""
+    return " ".join(line.strip() for line in str(text).splitlines() if line.strip())

@@ -27,6 +27,7 @@ VAL_CONF = 0.001
 VAL_IOU = 0.7
 VAL_MAX_DET = 300
 DEFAULT_VAL_IMGSZ = 640
+PR_RECALL = np.linspace(0, 1, 101)   # COCOeval's recall thresholds
 
 
 @dataclass
@@ -58,10 +59,13 @@ class Metrics:
     n_predictions: int
     speed_ms: Speed | None = None
     model: dict[str, Any] = field(default_factory=dict)
+    # per class: COCOeval's interpolated precision at IoU 0.5 over PR_RECALL (None without labels)
+    pr_curves: dict[str, list[float] | None] = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable form (what `val --save-metrics` writes)."""
+        """JSON-serialisable form (what `val --save-metrics` writes; the PR curves are left out)."""
         out = asdict(self)
+        out.pop("pr_curves")
         if self.speed_ms is not None:
             out["speed_ms"]["total"] = self.speed_ms.total
         return out
@@ -117,17 +121,19 @@ def coco_evaluate(ground_truth: dict, results: list[dict], names: dict[int, str]
     p, r, t, cls_p, cls_r = _best_f1_precision_recall(ev, len(cat_ids))
     precision = ev.eval["precision"]   # [T, R, K, A, M]
     area_all, max_det = list(ev.params.areaRngLbl).index("all"), len(ev.params.maxDets) - 1
-    per_class = {}
+    per_class, curves = {}, {}
     for k, cat in enumerate(cat_ids):
         s = precision[:, :, k, area_all, max_det]
         ap = float(s[s > -1].mean()) if (s > -1).any() else None
         s50 = s[0]
         ap50 = float(s50[s50 > -1].mean()) if (s50 > -1).any() else None
-        per_class[names.get(cat, str(cat))] = _class_entry(ap, ap50, cls_p[k], cls_r[k], _n_gt(ground_truth, cat))
+        name = names.get(cat, str(cat))
+        per_class[name] = _class_entry(ap, ap50, cls_p[k], cls_r[k], _n_gt(ground_truth, cat))
+        curves[name] = np.clip(s50, 0, None).tolist() if (s50 > -1).any() else None
     return Metrics(
         map50_95=max(float(ev.stats[0]), 0.0), map50=max(float(ev.stats[1]), 0.0),
         precision=p, recall=r, conf_threshold=t, per_class=per_class,
-        n_images=n_images, n_objects=n_objects, n_predictions=len(results),
+        n_images=n_images, n_objects=n_objects, n_predictions=len(results), pr_curves=curves,
     )
 
 
@@ -217,7 +223,7 @@ def make_val_detector(model: str | Path, device: str = "auto", imgsz: int | tupl
     if imgsz is None and (is_pt or read_model_info(model).dynamic):
         imgsz = DEFAULT_VAL_IMGSZ
     return Detector(model, device=device, conf=conf, iou=iou, max_det=max_det, imgsz=imgsz,
-                    precision=precision, multi_label=True)
+                    precision=precision, multi_label=True, rect=False)
 
 
 def evaluate_detector(detector: Any, dataset: Dataset, progress: bool = False) -> tuple[Metrics, list[dict]]:
@@ -234,13 +240,13 @@ def evaluate_detector(detector: Any, dataset: Dataset, progress: bool = False) -
 
 def validate(model: str | Path, data: str | Path | Dataset, device: str = "auto",
              imgsz: int | tuple[int, int] | None = None, conf: float = VAL_CONF, iou: float = VAL_IOU,
-             max_det: int = VAL_MAX_DET, precision: str = "auto") -> tuple[Metrics, list[dict]]:
-    """mAP of `model` on the `val` split of `data` (a data.yaml, a dataset directory or a
+             max_det: int = VAL_MAX_DET, precision: str = "auto", split: str = "val") -> tuple[Metrics, list[dict]]:
+    """mAP of `model` on the `split` split of `data` (a data.yaml, a dataset directory or a
     loaded Dataset) following Ultralytics' val protocol; returns the metrics and the COCO
     result records. Square letterbox, 640 unless a static model fixes another size."""
     detector = make_val_detector(model, device, imgsz, conf, iou, max_det, precision)
     try:
-        dataset = data if isinstance(data, Dataset) else load_dataset(data, names=detector.names)
+        dataset = data if isinstance(data, Dataset) else load_dataset(data, split=split, names=detector.names)
         metrics, results = evaluate_detector(detector, dataset)
     finally:
         detector.backend.close()

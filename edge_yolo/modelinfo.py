@@ -15,11 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from .errors import BackendUnavailableError, ModelLoadError, UnsupportedModelError
+from .errors import BackendUnavailableError, ModelLoadError, UnsupportedModelError, one_line
+from .weights_hash import WEIGHTS_KEY, check_weights
 
 log = logging.getLogger(__name__)
 
 Dim = int | None  # None: dynamic axis
+OTHER_TASKS = {"segment": "segmentation", "pose": "pose", "obb": "oriented-box (OBB)", "classify": "classification"}
 
 
 @dataclass
@@ -100,7 +102,7 @@ def _onnx_interface(path: Path) -> tuple[dict[str, str], str, tuple[Dim, ...], s
     except UnsupportedModelError:
         raise
     except Exception as exc:  # onnx raises DecodeError and friends on a corrupt file
-        raise ModelLoadError(f"cannot read ONNX model {path}: {exc}") from exc
+        raise ModelLoadError(f"cannot read ONNX model {path}: {one_line(exc)}") from exc
     try:
         import onnxruntime as ort
     except ImportError as exc:
@@ -115,7 +117,7 @@ def _onnx_interface(path: Path) -> tuple[dict[str, str], str, tuple[Dim, ...], s
     try:
         sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     except Exception as exc:
-        raise ModelLoadError(f"cannot read ONNX model {path}: {exc}") from exc
+        raise ModelLoadError(f"cannot read ONNX model {path}: {one_line(exc)}") from exc
     inp, out = sess.get_inputs()[0], sess.get_outputs()[0]
 
     def ort_dims(shape: list) -> tuple[Dim, ...]:
@@ -145,21 +147,29 @@ def _openvino_interface(xml: Path) -> tuple[dict[str, Any], str, tuple[Dim, ...]
     try:
         model = ov.Core().read_model(str(xml))
     except Exception as exc:
-        raise ModelLoadError(f"cannot read OpenVINO model {xml}: {exc}") from exc
+        raise ModelLoadError(f"cannot read OpenVINO model {xml}: {one_line(exc)}") from exc
     meta: dict[str, Any] = {}
     yaml_path = xml.parent / "metadata.yaml"
     if yaml_path.exists():
         import yaml
 
-        loaded = yaml.safe_load(yaml_path.read_text())
+        try:
+            loaded = yaml.safe_load(yaml_path.read_text())
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            raise ModelLoadError(f"cannot read {yaml_path}: {one_line(exc)}") from exc
         if isinstance(loaded, dict):
             meta.update(loaded)
-    for key in ("names", "imgsz", "stride", "batch", "task"):
-        for section in ("model_info", "metadata"):  # ours writes every prop under model_info
-            if key not in meta and model.has_rt_info([section, key]):
-                meta[key] = model.get_rt_info([section, key]).astype(str)
-    if "names" not in meta and model.has_rt_info(["model_info", "labels"]):
-        meta["names"] = model.get_rt_info(["model_info", "labels"]).astype(str)
+    try:
+        if model.has_rt_info(["model_info", WEIGHTS_KEY]):  # the .xml's own record wins over the yaml's
+            meta[WEIGHTS_KEY] = model.get_rt_info(["model_info", WEIGHTS_KEY]).astype(str)
+        for key in ("names", "imgsz", "stride", "batch", "task"):
+            for section in ("model_info", "metadata"):  # ours writes every prop under model_info
+                if key not in meta and model.has_rt_info([section, key]):
+                    meta[key] = model.get_rt_info([section, key]).astype(str)
+        if "names" not in meta and model.has_rt_info(["model_info", "labels"]):
+            meta["names"] = model.get_rt_info(["model_info", "labels"]).astype(str)
+    except RuntimeError as exc:
+        raise ModelLoadError(f"cannot read the metadata (rt_info) of {xml}: {one_line(exc)}") from exc
     if not model.inputs or not model.outputs:
         raise UnsupportedModelError(f"{xml} has no input or output")
     inp, out = model.inputs[0], model.outputs[0]
@@ -191,8 +201,9 @@ def _pt_info(path: Path) -> ModelInfo:
 def read_model_info(path: str | Path) -> ModelInfo:
     """Read and validate a model's interface: .onnx, OpenVINO .xml or directory, or .pt.
 
-    Raises ModelLoadError for a missing/unreadable file and UnsupportedModelError when the
-    model is not a detector with input (B,3,H,W) and output (B,4+nc,A).
+    Raises ModelLoadError for a missing/unreadable file or weights that do not match the
+    hash recorded at export, and UnsupportedModelError when the model is not a detector with
+    input (B,3,H,W) and output (B,4+nc,A).
     """
     path = Path(path)
     if not path.exists():
@@ -209,13 +220,26 @@ def read_model_info(path: str | Path) -> ModelInfo:
         raise UnsupportedModelError(
             f"unsupported model file {path}: expected .onnx, an OpenVINO .xml or *_openvino_model/ directory, or .pt"
         )
-    return _build(path, fmt, meta, in_name, in_shape, elem, out_shape)
+    info = _build(path, fmt, meta, in_name, in_shape, elem, out_shape)
+    check_weights(path, fmt, meta.get(WEIGHTS_KEY))
+    return info
 
 
 def _build(
     path: Path, fmt: str, meta: dict[str, Any], in_name: str,
     in_shape: tuple[Dim, ...], elem: str, out_shape: tuple[Dim, ...],
 ) -> ModelInfo:
+    task = str(meta.get("task", "detect")).strip().lower()
+    if task in OTHER_TASKS or "kpt_shape" in meta:
+        raise UnsupportedModelError(
+            f"{path.name} is a {OTHER_TASKS.get(task, 'pose')} model (metadata task {task!r}); "
+            "edge-yolo runs detection models only"
+        )
+    if len(out_shape) == 2:
+        raise UnsupportedModelError(
+            f"{path.name}: output has shape {_fmt(out_shape)}, which looks like a classification model; "
+            "edge-yolo runs detection models only, with output (B, 4+nc, anchors)"
+        )
     if len(in_shape) != 4 or in_shape[1] not in (3, None):
         raise UnsupportedModelError(
             f"{path.name}: input {in_name} has shape {_fmt(in_shape)}; expected (B, 3, H, W)"

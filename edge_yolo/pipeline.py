@@ -204,6 +204,7 @@ class Pipeline:
                     next_seq += 1
                     t0 = time.perf_counter()
                     detections = self.detector.postprocess(output0, [meta])[0]
+                    detections.frame_index, detections.path = frame.index, frame.path
                     self.stats.add("post", time.perf_counter() - t0)
                     self.stats.frame_done()
                     yield frame, detections

@@ -3,6 +3,8 @@
 Follows the Ultralytics NMS contract: score = max class score, keep score > conf, optional
 class filter, at most `max_nms` highest-scoring candidates, class-aware NMS via a per-class
 coordinate offset (or agnostic), suppress IoU > iou, keep at most `max_det`.
+Class scores must lie in [0, 1]: anything else is not a detection model's output (keypoints,
+an OBB angle, mask coefficients, a transposed output) and is refused, naming what it looks like.
 """
 
 from __future__ import annotations
@@ -11,8 +13,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .errors import UnsupportedModelError
+
 MAX_WH = 7680  # class offset for class-aware NMS, larger than any input side
 
+SCORE_TOLERANCE = 1e-3  # sigmoid scores in fp16/bf16 still land within this of [0, 1]
 ImageResult = tuple[np.ndarray, np.ndarray, np.ndarray]  # boxes xyxy (N,4), scores (N,), class ids (N,)
 
 
@@ -49,12 +54,34 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float, max_keep: int | None 
     return np.asarray(keep, dtype=np.int64)
 
 
+def describe_non_detection_output(pred: np.ndarray) -> str:
+    """Why one image's output (C, A) is not (4+nc, A) with scores in [0, 1], and what it looks like."""
+    channels, anchors = pred.shape
+    scores = pred[4:]
+    bad = 4 + np.flatnonzero((scores.max(axis=1) > 1 + SCORE_TOLERANCE) | (scores.min(axis=1) < -SCORE_TOLERANCE))
+    found = f"its 'class scores' range from {scores.min():.4g} to {scores.max():.4g}, not [0, 1]"
+    first, tail = int(bad.min()), channels - int(bad.min())
+    if channels > anchors:
+        guess = f"it looks transposed: {channels} channels for {anchors} anchors; expected (B, 4+nc, anchors)"
+    elif bad.tolist() == [channels - 1]:
+        guess = "it looks like an oriented-box (OBB) model: its last channel is an angle"
+    elif tail % 3 == 0 and first > 4 and not np.isin(np.arange(first + 2, channels, 3), bad).any():
+        guess = f"it looks like a pose model: {tail // 3} keypoints (x, y, visibility) after the class scores"
+    elif tail <= 32 and channels - 32 > 4:
+        guess = "it looks like a segmentation model: mask coefficients after the class scores"
+    else:
+        guess = "it is not a detection model's output (segmentation, pose, OBB or a transposed output?)"
+    return f"{found}; {guess}. edge-yolo runs detection models only"
+
+
 def _candidates(
     pred: np.ndarray, conf: float, classes: Sequence[int] | None, multi_label: bool
 ) -> ImageResult:
     """Boxes (xyxy), scores and class ids of one image's anchors that pass `conf`."""
     scores_all = pred[4:]                                    # (nc, A)
     best = scores_all.max(axis=0)
+    if best.size and (best.max() > 1 + SCORE_TOLERANCE or scores_all.min() < -SCORE_TOLERANCE):
+        raise UnsupportedModelError(describe_non_detection_output(pred))
     anchors = np.flatnonzero(best > conf)
     cls_scores = scores_all[:, anchors].T                    # (n, nc)
     boxes = xywh_to_xyxy(pred[:4, anchors].T)

@@ -57,7 +57,7 @@ class _Geometry:
     ratio: float
 
 
-def _geometry(shape: tuple[int, ...], new_shape: tuple[int, int]) -> _Geometry:
+def _geometry(shape: tuple[int, ...], new_shape: tuple[int, int], stride: int | None = None) -> _Geometry:
     if shape[0] == 0 or shape[1] == 0:
         raise SourceError(f"cannot letterbox an empty image of shape {shape}")
     h, w = shape[:2]
@@ -66,11 +66,22 @@ def _geometry(shape: tuple[int, ...], new_shape: tuple[int, int]) -> _Geometry:
     # A 1-pixel-wide image must still have at least one pixel after resizing.
     unpad_w = max(1, min(int(round(w * r)), new_w))
     unpad_h = max(1, min(int(round(h * r)), new_h))
-    dw, dh = (new_w - unpad_w) / 2, (new_h - unpad_h) / 2
+    dw, dh = new_w - unpad_w, new_h - unpad_h
+    if stride:  # minimal rectangle: pad only up to the next multiple of the stride
+        dw, dh = dw % stride, dh % stride
+    dw, dh = dw / 2, dh / 2
     return _Geometry(
         (unpad_w, unpad_h),
         int(round(dw - 0.1)), int(round(dh - 0.1)), int(round(dw + 0.1)), int(round(dh + 0.1)), r,
     )
+
+
+def letterbox_shape(shape: tuple[int, ...], new_shape: tuple[int, int], stride: int | None = None) -> tuple[int, int]:
+    """(h, w) of the letterboxed input for an image of `shape`: `new_shape` itself, or with
+    `stride` the smallest stride-multiple rectangle holding the image resized to fit `new_shape`
+    (what Ultralytics predict feeds a dynamic model: 384x640 for a 16:9 frame at 640)."""
+    g = _geometry(shape, new_shape, stride)
+    return (g.size[1] + g.top + g.bottom, g.size[0] + g.left + g.right)
 
 
 def _resized(image: np.ndarray, g: _Geometry) -> np.ndarray:
@@ -79,24 +90,28 @@ def _resized(image: np.ndarray, g: _Geometry) -> np.ndarray:
     return cv2.resize(image, g.size, interpolation=cv2.INTER_LINEAR)
 
 
-def letterbox(image: np.ndarray, new_shape: tuple[int, int]) -> tuple[np.ndarray, LetterboxMeta]:
+def letterbox(image: np.ndarray, new_shape: tuple[int, int],
+              stride: int | None = None) -> tuple[np.ndarray, LetterboxMeta]:
     """Resize keeping the aspect ratio and pad to `new_shape` (h, w), as Ultralytics predict does.
 
     r = min(H/h, W/w) with no upscale limit, INTER_LINEAR, centred, pad 114, pads split with
-    the ±0.1 rounding (top = round(dh/2 - 0.1), bottom = round(dh/2 + 0.1)).
+    the ±0.1 rounding (top = round(dh/2 - 0.1), bottom = round(dh/2 + 0.1)). With `stride`,
+    pad only to the minimal stride-multiple rectangle (see letterbox_shape).
     """
-    g = _geometry(image.shape, new_shape)
+    g = _geometry(image.shape, new_shape, stride)
     out = _resized(image, g)
     if g.top or g.bottom or g.left or g.right:
         out = cv2.copyMakeBorder(out, g.top, g.bottom, g.left, g.right, cv2.BORDER_CONSTANT, value=(PAD_VALUE,) * 3)
     return out, LetterboxMeta(image.shape[:2], g.ratio, (g.left, g.top))
 
 
-def letterbox_into(image: np.ndarray, out: np.ndarray) -> LetterboxMeta:
+def letterbox_into(image: np.ndarray, out: np.ndarray, new_shape: tuple[int, int] | None = None,
+                   stride: int | None = None) -> LetterboxMeta:
     """Letterbox a BGR frame straight into `out`, a (3, H, W) float slice of the network
     input, as RGB / 255: the same values as `to_nchw(letterbox(...))` without the float
-    work on the padding or a separate colour-swap pass."""
-    g = _geometry(image.shape, out.shape[1:])
+    work on the padding or a separate colour-swap pass. `new_shape`/`stride` as in
+    letterbox (default: `out`'s own size); `out` must have letterbox_shape's size."""
+    g = _geometry(image.shape, new_shape or out.shape[1:], stride)
     pad = np.float32(PAD_VALUE) / np.float32(255)
     w, h = g.size
     out[:, : g.top] = pad

@@ -6,19 +6,23 @@ libx264 when available, else OpenCV's avc1 or mp4v) and always finalises the con
 fragmented with a keyframe every second: each second is on disk as a self-contained fragment
 once the next one starts, so a process killed before `close()` (SIGKILL, power loss) still
 leaves a playable file missing at most its last second or so. The JSON-lines writer flushes
-every line, so a file is complete for every frame handed to it.
+every line, so a file is complete for every frame handed to it. When a write fails (a full
+disk), no partial line and no partial image or label file is left behind, and the error says
+why in one line.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import os
 import queue
 import threading
 import time
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, Iterable
 
 import cv2
 import numpy as np
@@ -28,6 +32,33 @@ from .errors import EdgeYoloError
 log = logging.getLogger(__name__)
 
 _END = object()
+
+
+def describe_write_error(exc: BaseException) -> str:
+    """The reason a write failed, in words ("no space left on device" for ENOSPC)."""
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return os.strerror(exc.errno).lower() if exc.errno in (errno.ENOSPC, errno.EDQUOT) else str(exc)
+    return str(exc) or type(exc).__name__
+
+
+def write_error(path: Path, exc: BaseException) -> EdgeYoloError:
+    """The EdgeYoloError for a failed write of `path`."""
+    error = EdgeYoloError(f"writing {path} failed: {describe_write_error(exc)}")
+    error.__cause__ = exc
+    return error
+
+
+def write_file_atomic(path: Path, data: bytes) -> None:
+    """Write `data` to `path` whole or not at all: a temporary file in the same directory,
+    renamed over `path` once complete, removed when the write fails (e.g. a full disk)."""
+    tmp = path.with_name(f".{path.name}.partial")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise write_error(path, exc) from exc
 
 
 class VideoWriter:
@@ -86,7 +117,7 @@ class VideoWriter:
     def write(self, image: np.ndarray) -> None:
         """Queue one BGR frame (H, W, 3) of the writer's size for encoding."""
         if self._error is not None:
-            raise EdgeYoloError(f"writing {self.path} failed: {self._error}") from self._error
+            raise write_error(self.path, self._error)
         if (image.shape[1], image.shape[0]) != self.size:
             image = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
         self._queue.put(image)
@@ -115,9 +146,12 @@ class VideoWriter:
         self._closed = True
         self._queue.put(_END)
         self._thread.join()
-        self._impl.close()
+        try:
+            self._impl.close()
+        except Exception as exc:  # noqa: BLE001 - e.g. no room left for the container's index
+            self._error = self._error or exc
         if self._error is not None:
-            raise EdgeYoloError(f"writing {self.path} failed: {self._error}") from self._error
+            raise write_error(self.path, self._error)
 
     def __enter__(self) -> "VideoWriter":
         return self
@@ -185,38 +219,53 @@ class _CV2Encoder:
 
 
 def write_image(path: str | Path, image: np.ndarray) -> Path:
-    """Write an image (format from the suffix; non-ASCII paths work)."""
+    """Write an image (format from the suffix; non-ASCII paths work), whole or not at all."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     ok, data = cv2.imencode(path.suffix or ".jpg", image)
     if not ok:
         raise EdgeYoloError(f"cannot encode an image as {path.suffix}")
-    data.tofile(str(path))
+    write_file_atomic(path, data.tobytes())
     return path
 
 
-def frame_record(frame: Any, detections: Any) -> dict[str, Any]:
-    """The JSON-lines record of one frame: frame, time, (image,) detections."""
+def frame_record(frame: Any, detections: Any, image_name: str | None = None) -> dict[str, Any]:
+    """The JSON-lines record of one frame: frame, time, (image,) detections. `image` is
+    `image_name` when given (the output's name), else the image file's name."""
     record: dict[str, Any] = {"frame": int(frame.index), "time": round(float(frame.time), 6)}
     if getattr(frame, "path", None) is not None:
-        record["image"] = frame.path.name
+        record["image"] = image_name or frame.path.name
     record["detections"] = detections.to_dict()["detections"]
     return record
 
 
 class JsonlWriter:
-    """One JSON object per line, flushed after each line."""
+    """One JSON object per line, each written to the file whole; a line that cannot be
+    written completely (a full disk) is cut off again, so the file ends with a whole line."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file: TextIO | None = self.path.open("w", encoding="utf-8")
+        try:
+            self._file: BinaryIO | None = open(self.path, "wb", buffering=0)
+        except OSError as exc:
+            raise write_error(self.path, exc) from exc
+        self._size = 0
         self.lines = 0
 
-    def write(self, frame: Any, detections: Any) -> None:
+    def write(self, frame: Any, detections: Any, image_name: str | None = None) -> None:
+        """Append the record of one frame (see `frame_record`)."""
         assert self._file is not None, "JsonlWriter is closed"
-        self._file.write(json.dumps(frame_record(frame, detections)) + "\n")
-        self._file.flush()
+        data = memoryview((json.dumps(frame_record(frame, detections, image_name)) + "\n").encode())
+        try:
+            done = 0
+            while done < len(data):  # a raw write may be partial
+                done += self._file.write(data[done:]) or 0
+        except OSError as exc:
+            self._file.truncate(self._size)
+            self._file.seek(self._size)
+            raise write_error(self.path, exc) from exc
+        self._size += len(data)
         self.lines += 1
 
     def close(self) -> None:
@@ -236,25 +285,49 @@ class TxtLabelWriter:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.files = 0
 
-    def write(self, frame: Any, detections: Any) -> Path:
-        h, w = frame.image.shape[:2]
-        stem = frame.path.stem if getattr(frame, "path", None) is not None else f"{frame.source}_{frame.index}"
-        xyxy = np.asarray(detections.xyxy, dtype=np.float64).reshape(-1, 4)
-        cx = (xyxy[:, 0] + xyxy[:, 2]) / 2 / w
-        cy = (xyxy[:, 1] + xyxy[:, 3]) / 2 / h
-        bw = (xyxy[:, 2] - xyxy[:, 0]) / w
-        bh = (xyxy[:, 3] - xyxy[:, 1]) / h
-        lines = [
-            f"{int(k)} {a:.6f} {b:.6f} {c:.6f} {d:.6f} {float(s):.6f}"
-            for k, a, b, c, d, s in zip(detections.class_id, cx, cy, bw, bh, detections.confidence)
-        ]
+    def write(self, frame: Any, detections: Any, stem: str | None = None) -> Path:
+        """Write one frame's label file, whole or not at all; `stem` overrides its name."""
+        if stem is None:
+            stem = frame.path.stem if getattr(frame, "path", None) is not None else f"{frame.source}_{frame.index}"
+        lines = detections.yolo_lines(shape=frame.image.shape[:2])
         path = self.directory / f"{stem}.txt"
-        path.write_text("".join(line + "\n" for line in lines))
+        write_file_atomic(path, "".join(line + "\n" for line in lines).encode())
         self.files += 1
         return path
 
     def close(self) -> None:
         """Nothing to release (one file per frame, each closed when written)."""
+
+
+def image_output_stems(paths: Iterable[Path]) -> dict[Path, str]:
+    """A unique, readable output stem for each image file of a run (outputs share a directory).
+
+    A file keeps its own stem unless another file has the same one (compared ignoring case);
+    such a group gets what tells its files apart: the parent directory's name (cam1_img,
+    cam2_img), else the suffix (a_jpg, a_png), else both, else a number.
+    """
+    groups: dict[str, list[Path]] = {}
+    for path in dict.fromkeys(paths):
+        groups.setdefault(path.stem.casefold(), []).append(path)
+    stems = {group[0]: group[0].stem for group in groups.values() if len(group) == 1}
+    taken = set(groups)
+    for group in (g for g in groups.values() if len(g) > 1):
+        for name in (lambda p: f"{p.parent.name}_{p.stem}", lambda p: f"{p.stem}_{p.suffix[1:]}",
+                     lambda p: f"{p.parent.name}_{p.stem}_{p.suffix[1:]}"):
+            names = [name(p) for p in group]
+            keys = {n.casefold() for n in names}
+            if len(keys) == len(group) and not keys & taken:
+                break
+        else:
+            names = []
+            for p in group:
+                n = 1
+                while f"{p.stem}_{n}".casefold() in taken | {m.casefold() for m in names}:
+                    n += 1
+                names.append(f"{p.stem}_{n}")
+        taken |= {n.casefold() for n in names}
+        stems.update(zip(group, names))
+    return stems
 
 
 def next_run_dir(root: str | Path = "runs/detect") -> Path:
@@ -269,9 +342,11 @@ def next_run_dir(root: str | Path = "runs/detect") -> Path:
 class SourceOutputs:
     """Everything written for one source: annotated media, JSON lines, label files.
 
-    Video and live sources get `<dir>/<name>.mp4`; image sources get `<dir>/<file name>`.
-    `<dir>/<name>.jsonl` and `<dir>/labels/` come with save_json / save_txt. Writers open on
-    the first frame (a video needs its size) and `close()` finalises them.
+    Video and live sources get `<dir>/<name>.mp4`; image sources get `<dir>/<file name>`, or
+    `<dir>/<stem from stems><suffix>` when `stems` names the file (see image_output_stems:
+    files of a run with the same name must not overwrite each other). `<dir>/<name>.jsonl` and
+    `<dir>/labels/` come with save_json / save_txt. Writers open on the first frame (a video
+    needs its size) and `close()` finalises them.
     """
 
     def __init__(
@@ -282,8 +357,10 @@ class SourceOutputs:
         save_json: bool,
         save_txt: bool,
         on_encoded: Any = None,
+        stems: dict[Path, str] | None = None,
     ) -> None:
         self.directory = directory
+        self.stems = stems or {}
         self.source = source
         self.save_media = save_media
         self.save_json = save_json
@@ -296,9 +373,11 @@ class SourceOutputs:
 
     def write(self, frame: Any, detections: Any, annotated: np.ndarray | None) -> None:
         """Write one frame's outputs (`annotated` is the drawn image, needed when saving media)."""
+        stem = None if frame.path is None else self.stems.get(frame.path, frame.path.stem)
+        image_name = None if frame.path is None else f"{stem}{frame.path.suffix}"
         if self.save_media and annotated is not None:
-            if frame.path is not None:
-                self.paths.append(write_image(self.directory / frame.path.name, annotated))
+            if image_name is not None:
+                self.paths.append(write_image(self.directory / image_name, annotated))
             else:
                 if self.video is None:
                     h, w = annotated.shape[:2]
@@ -311,12 +390,12 @@ class SourceOutputs:
             if self.jsonl is None:
                 self.jsonl = JsonlWriter(self.directory / f"{self.source.name}.jsonl")
                 self.paths.append(self.jsonl.path)
-            self.jsonl.write(frame, detections)
+            self.jsonl.write(frame, detections, image_name)
         if self.save_txt:
             if self.labels is None:
                 self.labels = TxtLabelWriter(self.directory / "labels")
                 self.paths.append(self.labels.directory)
-            self.labels.write(frame, detections)
+            self.labels.write(frame, detections, stem)
 
     def close(self) -> None:
         """Finalise every writer (the video's container index included); safe to call twice."""

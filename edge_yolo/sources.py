@@ -2,8 +2,10 @@
 
 `resolve_sources(spec)` turns what a user typed into a list of `Source` objects; iterating a
 source yields `Frame`s (BGR uint8 images with their index, time and origin). Files are checked
-when resolved, so a missing or unreadable file fails before any model is loaded; live sources
-(webcams, streams) are opened when first read and reconnect with back-off when they drop.
+when resolved, so a missing or unreadable file fails before any model is loaded, but a video
+holds its file open only while it is being read (a list of thousands of videos needs no more
+descriptors than one); live sources (webcams, streams) are opened when first read, say what
+they are trying when a connection attempt fails, and reconnect with back-off when they drop.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".jp2", ".pbm", ".pgm", ".ppm"})
 VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".ts", ".wmv", ".flv", ".gif"})
 STREAM_PREFIXES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
+STREAM_TIMEOUT_S = 10.0  # per connection attempt and per read; FFmpeg's own default is 30 s
 
 # FFmpeg inside OpenCV prints its own messages about broken files; ours say what happened.
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
@@ -65,6 +68,7 @@ class Source:
     kind: str = ""           # "images" | "video" | "stream" | "webcam"
     live: bool = False       # True for webcams and streams (unknown length, reconnects)
     fps: float | None = None
+    frame_shape: tuple[int, int] | None = None   # (h, w) when known before decoding
     source_index: int = 0
 
     def __len__(self) -> int:
@@ -124,6 +128,7 @@ class VideoFile(Source):
     """A video file decoded with PyAV (threaded decode) or, without PyAV, OpenCV.
 
     A video that breaks part-way ends there with a warning; the frames before it are kept.
+    The file is probed (length, fps) when the source is made, then closed until iterated.
     """
 
     kind = "video"
@@ -138,6 +143,7 @@ class VideoFile(Source):
         self._container: Any = None
         self._capture: Any = None
         total, fps = self._open()
+        self.close()
         self.fps = fps
         self.total_frames = total
 
@@ -153,6 +159,8 @@ class VideoFile(Source):
                     self._container.close()
                 raise SourceError(f"cannot read video {self.path}: not a valid video file ({_short(exc)})") from exc
             stream.thread_type = "AUTO"
+            if stream.codec_context.height and stream.codec_context.width:
+                self.frame_shape = (int(stream.codec_context.height), int(stream.codec_context.width))
             fps = float(stream.average_rate) if stream.average_rate else None
             total = stream.frames or None
             if total is None and stream.duration and stream.time_base and fps:
@@ -162,6 +170,8 @@ class VideoFile(Source):
         if not capture.isOpened():
             raise SourceError(f"cannot read video {self.path}: not a valid video file")
         self._capture = capture
+        h, w = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)), int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
+        self.frame_shape = (h, w) if h and w else None
         total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
         fps = capture.get(cv2.CAP_PROP_FPS) or None
         return total, fps
@@ -172,6 +182,8 @@ class VideoFile(Source):
         return math.ceil(self.total_frames / self.vid_stride)
 
     def __iter__(self) -> Iterator[Frame]:
+        if self._container is None and self._capture is None:
+            self._open()
         frames = self._iter_pyav() if self.decoder == "pyav" else self._iter_cv2()
         try:
             yield from frames
@@ -234,8 +246,12 @@ class Capture(Protocol):
 
 
 def _open_capture(target: str | int) -> Capture:
-    capture = cv2.VideoCapture(target)
-    if isinstance(target, str) and target.startswith(("rtsp://", "rtsps://")):
+    if isinstance(target, int):
+        return cv2.VideoCapture(target)
+    timeout_ms = int(STREAM_TIMEOUT_S * 1000)
+    capture = cv2.VideoCapture(target, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms,
+                                                       cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms])
+    if target.startswith(("rtsp://", "rtsps://")):
         capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)
     return capture
 
@@ -243,7 +259,9 @@ def _open_capture(target: str | int) -> Capture:
 class LiveSource(Source):
     """A webcam or a network stream. When it drops, it reconnects with exponential back-off
     (`backoff` seconds doubling up to `max_backoff`), at most `reconnects` times in a row;
-    then it ends with one warning line. `opener` makes the capture (tests inject their own).
+    then it ends with one warning line. Every failed connection attempt is reported as a
+    warning saying what was tried (a silent server otherwise looks like a hang: each attempt
+    waits up to STREAM_TIMEOUT_S). `opener` makes the capture (tests inject their own).
     `stop` (a threading.Event) ends the source early, e.g. when the pipeline closes."""
 
     live = True
@@ -277,6 +295,7 @@ class LiveSource(Source):
                 return None
             if self.stop.is_set():
                 return None
+            started = time.monotonic()
             capture = self.opener(self.target)
             if capture.isOpened():
                 get = getattr(capture, "get", None)
@@ -285,6 +304,10 @@ class LiveSource(Source):
                 return capture
             capture.release()
             delay = min(delay * 2, self.max_backoff)
+            if not self.stop.is_set():
+                retry = f"retrying in {delay:g} s" if attempt + 1 < attempts else "no attempts left"
+                log.warning("cannot open %s %s: failed after %.1f s (attempt %d of %d); %s", self.kind,
+                            self.target, time.monotonic() - started, attempt + 1, attempts, retry)
         return None
 
     def __iter__(self) -> Iterator[Frame]:
@@ -340,20 +363,58 @@ def _short(exc: BaseException) -> str:
 
 def _stream_name(url: str) -> str:
     tail = url.split("://", 1)[-1].rstrip("/")
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in tail)
-    return safe[-60:] or "stream"
+    return _safe_name(tail, "stream")[-60:]
 
 
 def _is_glob(text: str) -> bool:
     return any(c in text for c in "*?[")
 
 
-def _from_paths(paths: list[Path], name: str, vid_stride: int) -> list[Source]:
-    images = sorted(p for p in paths if p.suffix.lower() in IMAGE_SUFFIXES)
-    videos = sorted(p for p in paths if p.suffix.lower() in VIDEO_SUFFIXES)
-    sources: list[Source] = [ImageFiles(images, name)] if images else []
-    sources += [VideoFile(v, vid_stride) for v in videos]
+def _glob_name(pattern: str) -> str:
+    """A readable source name for a glob: the last directory before the first wildcard."""
+    fixed = [part for part in _prefix_parts(pattern) if part not in ("", ".", "..", "/", "~")]
+    return _safe_name(fixed[-1], "glob") if fixed else "glob"
+
+
+def _prefix_parts(pattern: str) -> list[str]:
+    parts = Path(pattern).parts
+    for i, part in enumerate(parts):
+        if _is_glob(part):
+            return list(parts[:i])
+    return list(parts[:-1])
+
+
+def _safe_name(text: str, fallback: str) -> str:
+    """`text` usable as a file name: anything but letters, digits, - _ . becomes _."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text).strip(".") or fallback
+
+
+def _unique_files(paths: list[Path]) -> list[Path]:
+    """Each file once, under its shortest path, sorted (a glob through a symlink loop reaches
+    the same file under many paths)."""
+    shortest: dict[str, Path] = {}
+    for p in sorted(paths, key=lambda p: (len(p.parts), p)):
+        shortest.setdefault(os.path.realpath(p), p)
+    return sorted(shortest.values())
+
+
+def _readable_videos(videos: list[Path], vid_stride: int) -> list[Source]:
+    """VideoFile sources for a directory's or glob's videos; a broken one is skipped with a warning."""
+    sources: list[Source] = []
+    for path in videos:
+        try:
+            sources.append(VideoFile(path, vid_stride))
+        except SourceError as exc:
+            log.warning("skipped %s", exc)
     return sources
+
+
+def _from_paths(paths: list[Path], name: str, vid_stride: int) -> list[Source]:
+    paths = _unique_files(paths)
+    images = [p for p in paths if p.suffix.lower() in IMAGE_SUFFIXES]
+    videos = [p for p in paths if p.suffix.lower() in VIDEO_SUFFIXES]
+    sources: list[Source] = [ImageFiles(images, name)] if images else []
+    return sources + _readable_videos(videos, vid_stride)
 
 
 def _resolve_one(spec: str | int | Path, vid_stride: int, base: Path | None) -> list[Source]:
@@ -368,7 +429,7 @@ def _resolve_one(spec: str | int | Path, vid_stride: int, base: Path | None) -> 
     if path.is_dir():
         sources = _from_paths([p for p in path.iterdir() if p.is_file()], path.name or "images", vid_stride)
         if not sources:
-            raise SourceError(f"directory {path} holds no images or videos")
+            raise SourceError(f"directory {path} holds no images or videos that can be read")
         return sources
     if path.is_file():
         suffix = path.suffix.lower()
@@ -381,7 +442,7 @@ def _resolve_one(spec: str | int | Path, vid_stride: int, base: Path | None) -> 
         raise SourceError(f"{path} is neither an image nor a video (unknown suffix {path.suffix or '(none)'})")
     if _is_glob(text):
         matches = [Path(p) for p in sorted(globlib.glob(str(path), recursive=True)) if Path(p).is_file()]
-        sources = _from_paths(matches, Path(text).parent.name or "glob", vid_stride)
+        sources = _from_paths(matches, _glob_name(text), vid_stride)
         if not sources:
             raise SourceError(f"no images or videos match {text}")
         return sources

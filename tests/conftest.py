@@ -113,3 +113,9 @@ def match_fraction():
         return got_ref / max(n_ref, 1), got_ours / max(n_ours, 1)
 
     return compute
+
+
+@pytest.fixture(scope="session")
+def reference_rect() -> dict:
+    """Ultralytics predict with the .pt (minimal stride-32 rectangle, 480x640 here), conf 0.25, iou 0.7."""
+    return json.loads((SHAPES / "reference_pt_rect.json").read_text())

@@ -35,7 +35,7 @@ def test_export_onnx_next_to_checkpoint(shapes_pt: Path, tmp_path: Path) -> None
     ("args", "message"),
     [
         (["missing.pt"], "error: checkpoint not found"),
-        (["{pt}", "--format", "tflite"], "error: unknown format 'tflite'"),
+        (["{pt}", "--format", "openvino", "--dynamic", "--batch", "4"], "error: --dynamic exports take any batch size"),
         (["{pt}", "--imgsz", "abc"], "error: --imgsz must be"),
         (["{pt}", "--imgsz", "100"], "error: imgsz must be positive multiples of 32"),
         (["{pt}", "--format", "openvino", "--int8"], "error: INT8 export needs calibration images"),
@@ -49,3 +49,20 @@ def test_errors_are_one_line(args: list[str], message: str, shapes_pt: Path, tmp
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(message), result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_format_is_a_fixed_choice_and_help_lists_it(shapes_pt: Path, tmp_path: Path) -> None:
+    result = _run(shapes_pt, "--format", "tflite", "--output", tmp_path / "x.onnx")
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        "error: Invalid value for '--format': 'tflite' is not one of 'onnx', 'openvino'. (see: edge-yolo export --help)"]
+    assert "[onnx|openvino]" in _run("--help").stdout
+
+
+def test_plain_torch_model_is_named_not_yolo(tmp_path: Path) -> None:
+    import torch
+
+    path = tmp_path / "not_yolo.pt"
+    torch.save(torch.nn.Sequential(torch.nn.Linear(4, 2), torch.nn.ReLU()), path)
+    result = _run(path)
+    assert result.returncode == 1 and result.stderr == (
+        f"error: {path} is not a YOLOv12 checkpoint (found: torch Linear layers); nothing in the file was run\n")

@@ -40,7 +40,8 @@ def test_two_models_side_by_side_with_metrics_and_predictions(ul_onnx: Path, ul_
     assert lines[0].split()[:6] == ["#", "model", "backend", "precision", "mAP50-95", "mAP50"]
     row1, row2 = lines[1].split(), lines[2].split()
     assert row1[1] == ul_onnx.name and row2[1] == ul_openvino.name
-    assert lines[3].split() == ["class", "objects", "AP50-95", "#1", "AP50-95", "#2"]
+    assert lines[3].split() == ["class", "objects"] + [w for i in (1, 2) for c in ("P", "R", "AP50", "AP50-95")
+                                                       for w in (c, f"#{i}")]
     n_gt = {name: sum(ln.split()[0] == str(k) for f in (data.parent / "labels" / "val").glob("*.txt")
                       for ln in f.read_text().splitlines())
             for k, name in enumerate(("circle", "square", "triangle"))}
@@ -54,7 +55,8 @@ def test_two_models_side_by_side_with_metrics_and_predictions(ul_onnx: Path, ul_
         assert run["model"]["backend"] == "openvino" and run["model"]["precision"] == "f32"
         assert run["n_images"] == 20 and run["n_objects"] == sum(n_gt.values())
         assert row[5] == f"{run['map50_95']:.4f}"                   # the table shows the JSON's numbers
-        assert [ln.split()[2 + i] for ln in lines[4:7]] == [f"{v['ap50_95']:.4f}" for v in run["per_class"].values()]
+        for ln, v in zip(lines[4:7], run["per_class"].values()):   # P, R, AP50, AP50-95 of this run
+            assert ln.split()[2 + 4 * i: 6 + 4 * i] == [f"{v[k]:.4f}" for k in ("precision", "recall", "ap50", "ap50_95")]
         assert {k: v["n_gt"] for k, v in run["per_class"].items()} == n_gt
         assert 0 < run["precision"] <= 1 and 0 < run["recall"] <= 1
         assert run["speed_ms"]["total"] == pytest.approx(sum(run["speed_ms"][k] for k in
@@ -113,3 +115,35 @@ def test_device_list_runs_the_model_on_each_backend(ul_onnx: Path, val_dir: Path
                                                                                 ("openvino", "f32")]
     assert runs[1]["map50_95"] == pytest.approx(runs[0]["map50_95"], abs=0.005)
     assert [ln.split()[2] for ln in proc.stdout.splitlines()[1:3]] == ["onnxruntime", "openvino"]
+
+
+def test_split_plots_and_names_that_collide(ul_onnx: Path, val_dir: Path, tmp_path: Path) -> None:
+    """--split picks another split; two best.onnx from different runs are told apart by their
+    folder; --save-plots writes a PR curve and a confusion matrix per run."""
+    data = small_dataset(val_dir, tmp_path / "data", 8)
+    (data.parent / "images" / "val").rename(data.parent / "images" / "test")
+    (data.parent / "labels" / "val").rename(data.parent / "labels" / "test")
+    data.write_text("path: .\ntest: images/test\nnames: {0: circle, 1: square, 2: triangle}\n")
+    models = [shutil.copy(ul_onnx, (tmp_path / run).mkdir() or tmp_path / run / "best.onnx") for run in ("a", "b")]
+    proc = run_cli("val", *map(str, models), "--data", str(data), "--split", "test", "--device", "cpu",
+                   "--save-plots", str(tmp_path / "plots"))
+    assert proc.returncode == 0, proc.stderr
+    assert "(test): 8 images" in proc.stderr
+    assert [ln.split()[1] for ln in proc.stdout.splitlines()[1:3]] == ["a/best.onnx", "b/best.onnx"]
+    for name in ("pr_curve_1.png", "confusion_matrix_1.png", "pr_curve_2.png", "confusion_matrix_2.png"):
+        png = (tmp_path / "plots" / name).read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    proc = run_cli("val", str(models[0]), "--data", str(data), "--device", "cpu")   # no 'val' split
+    assert proc.returncode == 1 and "has no 'val' split" in proc.stderr
+
+
+def test_a_pair_that_cannot_run_is_skipped(ul_openvino: Path, val_dir: Path, tmp_path: Path) -> None:
+    """ONNX Runtime cannot run an OpenVINO IR: that run is skipped with a warning, openvino's is reported."""
+    data = small_dataset(val_dir, tmp_path / "data", 5)
+    proc = run_cli("val", str(ul_openvino), "--data", str(data), "--device", "cpu,openvino")
+    assert proc.returncode == 0, proc.stderr
+    assert f"warning: skipped {ul_openvino} on cpu: onnxruntime runs .onnx models" in proc.stderr
+    rows = proc.stdout.splitlines()[1:]
+    assert rows[0].split()[:3] == ["1", ul_openvino.name, "openvino"] and rows[1].split()[0] == "class"
+    proc = run_cli("val", str(ul_openvino), "--data", str(data), "--device", "cpu,torch")
+    assert proc.returncode == 1 and proc.stderr.splitlines()[-1].startswith("error: no model/device pair could run")

@@ -135,3 +135,21 @@ def test_pt_without_torch_is_a_clear_error(shapes_pt: Path, monkeypatch: pytest.
     monkeypatch.setitem(sys.modules, "converters.torch_backend", None)
     with pytest.raises(BackendUnavailableError, match=r"pip install 'edge-yolo\[export\]'"):
         make_val_detector(shapes_pt)
+
+
+def test_confusion_matrix_counts() -> None:
+    """Rows predicted, columns true, last row/column background; greedy by IoU, conf >= 0.25."""
+    from edge_yolo.plots import confusion_matrix
+
+    gt = {"images": [{"id": 0}, {"id": 1}], "annotations": [
+        {"image_id": 0, "category_id": 0, "bbox": [0, 0, 10, 10]},
+        {"image_id": 0, "category_id": 1, "bbox": [20, 20, 10, 10]},
+        {"image_id": 1, "category_id": 1, "bbox": [0, 0, 10, 10]}]}
+    results = [
+        {"image_id": 0, "category_id": 0, "bbox": [0, 0, 10, 10], "score": 0.9},     # right
+        {"image_id": 0, "category_id": 0, "bbox": [21, 21, 10, 10], "score": 0.8},   # wrong class
+        {"image_id": 0, "category_id": 1, "bbox": [0, 0, 10, 10], "score": 0.1},     # below conf: ignored
+        {"image_id": 1, "category_id": 2, "bbox": [50, 50, 5, 5], "score": 0.5},     # background
+    ]                                                                                 # image 1 label missed
+    assert confusion_matrix(gt, results, 3).tolist() == [
+        [1, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 1], [0, 1, 0, 0]]

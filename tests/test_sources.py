@@ -192,7 +192,10 @@ def test_live_source_reconnects_then_gives_up(val_images: list[Path], caplog: py
     assert all(f.source == src.name for f in frames)
     assert len(attempts) == 1 + 2 + 2  # first open, 1 failed + 1 good retry, then 2 failed retries
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert warnings == ["stream rtsp://cam/1 lost; gave up after 2 reconnect attempts"]
+    assert [w.split(": failed after")[0] for w in warnings[:-1]] == ["cannot open stream rtsp://cam/1"] * 3
+    assert [w.split("(")[-1] for w in warnings[:-1]] == [
+        "attempt 1 of 2); retrying in 0.02 s", "attempt 1 of 2); retrying in 0.02 s", "attempt 2 of 2); no attempts left"]
+    assert warnings[-1] == "stream rtsp://cam/1 lost; gave up after 2 reconnect attempts"
 
 
 def test_live_source_that_never_opens_raises(tmp_path: Path) -> None:

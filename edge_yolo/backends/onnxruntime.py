@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import BackendUnavailableError, EdgeYoloError, ModelLoadError
+from ..errors import BackendUnavailableError, EdgeYoloError, ModelLoadError, one_line
 from .base import BackendInfo, InputSpec, ResultCallback
 from .cache import file_hash, keyed_dir
 from .threaded import ThreadedAsyncInfer
@@ -153,7 +153,7 @@ class OnnxRuntimeBackend:
         try:
             self._session = ort.InferenceSession(str(path), session_options(threads, spinning), providers=providers)
         except Exception as exc:
-            raise ModelLoadError(f"onnxruntime cannot load {path.name}: {exc}") from exc
+            raise ModelLoadError(f"onnxruntime cannot load {path.name}: {one_line(exc)}") from exc
         active = self._session.get_providers()
         if name not in active:  # ORT silently drops a provider whose libraries fail to load
             raise BackendUnavailableError(
@@ -192,7 +192,11 @@ class OnnxRuntimeBackend:
     def infer(self, inputs: np.ndarray) -> np.ndarray:
         """Run one NCHW batch, return output0 as float32 (safe to call from several threads:
         ONNX Runtime sessions run concurrent calls)."""
-        out = self._open_session().run([self._output_name], {self._input_name: inputs})[0]
+        session = self._open_session()
+        try:
+            out = session.run([self._output_name], {self._input_name: inputs})[0]
+        except Exception as exc:  # ORT raises ValueError, RuntimeError and its own Fail/InvalidArgument
+            raise EdgeYoloError(f"onnxruntime inference failed: {one_line(exc)}") from exc
         return out if out.dtype == np.float32 else out.astype(np.float32)
 
     def async_queue(self, callback: ResultCallback, jobs: int | None = None) -> ThreadedAsyncInfer:

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import BackendUnavailableError, EdgeYoloError, ModelLoadError
+from ..errors import BackendUnavailableError, EdgeYoloError, ModelLoadError, one_line
 from ..modelinfo import openvino_xml
 from .base import BackendInfo, InputSpec, ResultCallback
 from .cache import keyed_dir
@@ -84,7 +84,10 @@ class _OvAsync:
     def submit(self, inputs: np.ndarray, userdata: Any) -> None:
         """Start an inference (inputs are copied); blocks while every request is busy."""
         self._relay.raise_error()
-        self._queue.start_async({0: inputs}, userdata)
+        try:
+            self._queue.start_async({0: inputs}, userdata)
+        except RuntimeError as exc:
+            raise EdgeYoloError(f"openvino inference failed: {one_line(exc)}") from exc
 
     def wait_all(self) -> None:
         """Block until every submitted request has called back."""
@@ -118,16 +121,19 @@ class OpenVinoBackend:
         try:
             model = self._core.read_model(str(path))
         except Exception as exc:
-            raise ModelLoadError(f"openvino cannot read {path.name}: {exc}") from exc
-        pshape = model.inputs[0].get_partial_shape()
-        if pshape.is_dynamic:
-            dims = [d.get_length() if d.is_static else -1 for d in pshape]
-            if imgsz is not None:
-                dims[2], dims[3] = imgsz
-            if batch is not None:
-                dims[0] = batch
-            model.reshape({model.inputs[0]: ov.PartialShape(dims)})
-        self._model = _with_preprocessing(ov, model)
+            raise ModelLoadError(f"openvino cannot read {path.name}: {one_line(exc)}") from exc
+        try:
+            pshape = model.inputs[0].get_partial_shape()
+            if pshape.is_dynamic:
+                dims = [d.get_length() if d.is_static else -1 for d in pshape]
+                if imgsz is not None:
+                    dims[2], dims[3] = imgsz
+                if batch is not None:
+                    dims[0] = batch
+                model.reshape({model.inputs[0]: ov.PartialShape(dims)})
+            self._model = _with_preprocessing(ov, model)
+        except RuntimeError as exc:
+            raise ModelLoadError(f"openvino cannot prepare {path.name} for inference: {one_line(exc)}") from exc
         self._device = device
         self._config: dict[str, Any] = {}
         if precision != "auto":
@@ -141,8 +147,11 @@ class OpenVinoBackend:
         self._throughput: Any = None
         shape = [d.get_length() if d.is_static else None for d in self._model.inputs[0].get_partial_shape()]
         self.input_spec = InputSpec("NHWC", np.dtype(np.uint8), shape[0], shape[1], shape[2])
+        # an INT8 IR (NNCF, Ultralytics int8) runs its quantized ops in int8, the rest at the hint
+        quantized = any(op.get_type_name() == "FakeQuantize" for op in model.get_ops())
         self.info = BackendInfo(
-            backend="openvino", device=device, precision=self._precision(self._compiled),
+            backend="openvino", device=device,
+            precision=("int8+" if quantized else "") + self._precision(self._compiled),
             details={"openvino": ov.__version__, "hint": "LATENCY", "preprocessing": "in graph (u8 NHWC BGR)"},
         )
 
@@ -150,7 +159,8 @@ class OpenVinoBackend:
         try:
             return self._core.compile_model(self._model, self._device, {**self._config, "PERFORMANCE_HINT": hint})
         except Exception as exc:
-            raise BackendUnavailableError(f"openvino cannot compile the model for {self._device}: {exc}") from exc
+            raise BackendUnavailableError(
+                f"openvino cannot compile the model for {self._device}: {one_line(exc)}") from exc
 
     @staticmethod
     def _precision(compiled: Any) -> str:
@@ -181,6 +191,8 @@ class OpenVinoBackend:
         try:
             request.infer({0: inputs}, share_inputs=True)
             return request.get_output_tensor(0).data.copy()
+        except RuntimeError as exc:
+            raise EdgeYoloError(f"openvino inference failed: {one_line(exc)}") from exc
         finally:
             with self._lock:
                 if compiled is self._compiled:  # not released by async_queue or close meanwhile

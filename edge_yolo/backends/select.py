@@ -29,7 +29,7 @@ class DeviceRequest:
 
 
 def parse_device(device: str) -> DeviceRequest:
-    """Parse `auto`, `tensorrt[:N]`, `cuda[:N]`, `openvino[:CPU|GPU|AUTO]`, `onnxruntime-cpu`/`cpu`, `torch`."""
+    """Parse `auto`, `tensorrt[:N]`, `cuda[:N]`, `openvino[:CPU|GPU|NPU|AUTO]`, `onnxruntime-cpu`/`cpu`, `torch`."""
     text = str(device).strip()
     kind, _, arg = text.partition(":")
     kind = _ALIASES.get(kind.lower(), kind.lower())
@@ -40,12 +40,12 @@ def parse_device(device: str) -> DeviceRequest:
     if kind == "openvino":
         ov_device = (arg or "CPU").upper()
         if ov_device.split(".")[0] not in _OV_DEVICES:
-            raise BackendUnavailableError(f"device {text!r}: openvino device must be CPU, GPU or AUTO")
+            raise BackendUnavailableError(f"device {text!r}: openvino device must be CPU, GPU, NPU or AUTO")
         return DeviceRequest(kind, ov_device=ov_device)
     if kind in ("auto", "onnxruntime-cpu", "torch") and not arg:
         return DeviceRequest(kind)
     raise BackendUnavailableError(
-        f"unknown device {text!r}; use auto, tensorrt[:N], cuda[:N], openvino[:CPU|GPU|AUTO], cpu or torch"
+        f"unknown device {text!r}; use auto, cpu, openvino[:CPU|GPU|NPU|AUTO], cuda[:N], tensorrt[:N] or torch"
     )
 
 

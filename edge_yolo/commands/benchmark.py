@@ -1,10 +1,13 @@
-"""`edge-yolo benchmark`: latency and throughput of a model on every backend available here.
+"""`edge-yolo benchmark`: size, accuracy, latency and throughput of a model per format,
+backend and precision.
 
-Measured on real decoded video frames (never random tensors: real activations contain
-denormals that change CPU speed). Per backend and precision: end-to-end single-frame latency
-(letterbox + inference + NMS, LATENCY mode) p50/p95, the raw inference part of it, and
-throughput in frames/s with the backend's async queue (THROUGHPUT mode, inputs prepared
-beforehand, so it is the backend's own ceiling).
+Measured on real frames (never random tensors: real activations contain denormals that
+change CPU speed): --source, else the --data images, else a short sample video shipped with
+the package. Per row: file size, mAP50-95 through `val` (with --data), end-to-end
+single-frame latency (letterbox + inference + NMS, LATENCY mode) p50/p95, the raw inference
+part of it, and throughput in frames/s with the backend's async queue (THROUGHPUT mode,
+inputs prepared beforehand, so it is the backend's own ceiling). A .pt is also exported to
+each requested format first, so one command compares them all, like `yolo benchmark`.
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ from typing import Any
 import click
 import numpy as np
 
-from edge_yolo.errors import SourceError
+from edge_yolo.errors import EdgeYoloError, SourceError
 
-BUNDLED_VIDEO = Path(__file__).resolve().parents[2] / "examples" / "assets" / "video.mp4"
+SAMPLE_VIDEO = Path(__file__).resolve().parents[1] / "assets" / "sample.mp4"   # 60 frames, 640x360
+PT_FORMATS = ("pytorch", "onnx", "openvino", "openvino-int8")
 
 
 def read_frames(source: Path, count: int) -> list[np.ndarray]:
@@ -91,13 +95,15 @@ def measure_throughput(detector: Any, frames: list[np.ndarray], jobs: int | None
 
 def configurations(model: Path, device: str | None) -> list[tuple[str, str]]:
     """(device, precision) pairs to run: the given device, or every backend available here."""
+    if model.suffix.lower() == ".pt":
+        return [("torch", "auto")]      # its exports get their own rows
     if device:
         return [(device, "auto")]
     from edge_yolo.backends.onnxruntime import available_providers
     from edge_yolo.backends.openvino import available_devices
 
     providers = available_providers()
-    is_onnx = model.suffix.lower() in (".onnx", ".pt")
+    is_onnx = model.suffix.lower() == ".onnx"
     out: list[tuple[str, str]] = []
     if is_onnx and "TensorrtExecutionProvider" in providers:
         out += [("tensorrt", "f16"), ("tensorrt", "f32")]
@@ -110,15 +116,51 @@ def configurations(model: Path, device: str | None) -> list[tuple[str, str]]:
     return out
 
 
-def run_benchmark(model: Path, device: str | None, source: Path, frames: int) -> list[dict[str, Any]]:
-    """One result row per (device, precision)."""
-    from edge_yolo.detector import Detector
-    from edge_yolo.errors import EdgeYoloError
+def file_size_mb(path: Path) -> float:
+    """Size of a model file, or of every file of an OpenVINO IR directory (or the .xml's .bin)."""
+    if path.is_dir():
+        return sum(f.stat().st_size for f in path.iterdir() if f.is_file()) / 2**20
+    extra = path.with_suffix(".bin").stat().st_size if path.suffix.lower() == ".xml" else 0
+    return (path.stat().st_size + extra) / 2**20
 
-    images = read_frames(source, frames)
+
+def model_format(path: Path) -> str:
+    suffix = path.suffix.lower()
+    return {".pt": "pytorch", ".onnx": "onnx"}.get(suffix, "openvino")
+
+
+def export_variants(checkpoint: Path, formats: list[str], out_dir: Path, data: str | None) -> list[tuple[str, Path]]:
+    """(format label, model path) for the .pt itself and its exports (made in out_dir)."""
+    from converters import export_onnx, export_openvino, load_checkpoint
+
+    loaded = load_checkpoint(checkpoint)
+    out: list[tuple[str, Path]] = []
+    for fmt in formats:
+        click.echo(f"benchmark: preparing {fmt}", err=True)
+        if fmt == "pytorch":
+            out.append((fmt, checkpoint))
+        elif fmt == "onnx":
+            out.append((fmt, Path(export_onnx(loaded, output=out_dir / f"{checkpoint.stem}.onnx"))))
+        elif fmt == "openvino":
+            out.append((fmt, Path(export_openvino(loaded, output=out_dir / f"{checkpoint.stem}_openvino_model"))))
+        elif fmt == "openvino-int8":
+            if data is None:
+                raise EdgeYoloError("openvino-int8 needs calibration images: pass --data")
+            out.append((fmt, Path(export_openvino(loaded, output=out_dir / f"{checkpoint.stem}_int8_openvino_model",
+                                                  int8=True, data=data))))
+    return out
+
+
+def run_benchmark(model: Path, device: str | None, images: list[np.ndarray], dataset: Any = None,
+                  label: str | None = None) -> list[dict[str, Any]]:
+    """One result row per (device, precision) of one model file; mAP50-95 when `dataset` is given."""
+    from edge_yolo.detector import Detector
+    from edge_yolo.evaluate import validate
+
     rows = []
     for dev, precision in configurations(model, device):
-        row: dict[str, Any] = {"device": dev, "precision": precision}
+        row: dict[str, Any] = {"format": label or model_format(model), "model": str(model),
+                               "size_mb": round(file_size_mb(model), 2), "device": dev, "precision": precision}
         try:
             detector = Detector(model, device=dev, precision=precision)
         except EdgeYoloError as exc:
@@ -134,39 +176,92 @@ def run_benchmark(model: Path, device: str | None, source: Path, frames: int) ->
             row["throughput_fps"] = measure_throughput(detector, images)
         finally:
             detector.close()
+        if dataset is not None:
+            # at the size latency was measured at (a static export's own, or the .pt's training imgsz)
+            metrics, _ = validate(model, dataset, device=dev, precision=precision, imgsz=tuple(detector.imgsz))
+            row["map50_95"], row["map50"] = metrics.map50_95, metrics.map50
         rows.append(row)
     return rows
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
-    head = f"{'device':<16}{'precision':<10}{'latency p50':>12}{'p95':>8}{'infer p50':>11}{'throughput':>12}"
+    head = (f"{'format':<15}{'device':<14}{'precision':<11}{'size MB':>8}{'mAP50-95':>10}{'latency p50':>13}"
+            f"{'p95':>8}{'infer p50':>11}{'throughput':>12}")
     lines = [head, "-" * len(head)]
     for r in rows:
+        start = f"{r['format']:<15}{r['device']:<14}{r['precision']:<11}{r['size_mb']:>8.1f}"
         if "error" in r:
-            lines.append(f"{r['device']:<16}{r['precision']:<10}  unavailable: {r['error']}")
+            lines.append(f"{start}  unavailable: {r['error']}")
             continue
-        lines.append(f"{r['device']:<16}{r['precision']:<10}{r['latency_p50_ms']:>9.1f} ms{r['latency_p95_ms']:>8.1f}"
-                     f"{r['infer_p50_ms']:>8.1f} ms{r['throughput_fps']:>7.1f} fps")
+        map_text = f"{r['map50_95']:.4f}" if "map50_95" in r else "-"
+        lines.append(f"{start}{map_text:>10}{r['latency_p50_ms']:>10.1f} ms{r['latency_p95_ms']:>8.1f}"
+                     f"{r['infer_p50_ms']:>8.1f} ms{r['throughput_fps']:>8.1f} fps")
     return "\n".join(lines)
 
 
-@click.command(short_help="Latency and throughput of a model on every available backend.")
+def _frames(source: Path | None, dataset: Any, count: int) -> tuple[str, list[np.ndarray]]:
+    """(what the frames are, the frames): --source, else the dataset's images, else the sample video."""
+    if source is not None:
+        return str(source), read_frames(source, count)
+    if dataset is not None:
+        from edge_yolo.preprocess import read_image
+
+        return f"images of {dataset.source}", [read_image(im.path) for im in dataset.images[:count]]
+    if not SAMPLE_VIDEO.is_file():
+        raise SourceError(f"the sample video {SAMPLE_VIDEO} is missing from this install; pass --source VIDEO")
+    return str(SAMPLE_VIDEO), read_frames(SAMPLE_VIDEO, count)
+
+
+@click.command(short_help="Size, mAP, latency and throughput of a model per format, backend and precision.")
 @click.argument("model", type=click.Path(path_type=Path))
-@click.option("--device", default=None, help="Only this device (default: every backend available here).")
+@click.option("--data", default=None, help="A YOLO data.yaml or dataset directory: adds mAP50-95 (through val) "
+              "and, without --source, its images are the frames.")
+@click.option("--split", default="val", show_default=True, help="Dataset split for --data.")
+@click.option("--device", default=None,
+              help="Only this device: auto, cpu, openvino[:CPU|GPU|NPU|AUTO], cuda[:N], tensorrt[:N] "
+                   "(default: every backend available here).")
+@click.option("--formats", default="pytorch,onnx,openvino", show_default=True,
+              help=f"For a .pt: the formats to export and compare, from {', '.join(PT_FORMATS)}.")
+@click.option("--output", "-o", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where a .pt's exports go (default runs/benchmark/<n>).")
 @click.option("--source", type=click.Path(path_type=Path), default=None,
-              help="Video (or images) to take real frames from. Default: the bundled example video.")
+              help="Video (or images) to take real frames from. Default: the --data images, else a 60-frame "
+                   "640x360 sample video shipped with edge-yolo.")
 @click.option("--frames", type=click.IntRange(5), default=60, show_default=True, help="Frames to measure on.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Also write the results here.")
-def command(model: Path, device: str | None, source: Path | None, frames: int, json_path: Path | None) -> None:
-    """Measure MODEL's latency (p50/p95) and throughput per backend and precision on real frames."""
-    if source is None:
-        if not BUNDLED_VIDEO.is_file():
-            raise SourceError("the bundled example video is not here (installed without the repository); pass --source VIDEO")
-        source = BUNDLED_VIDEO
-    rows = run_benchmark(model, device, source, frames)
+def command(model: Path, data: str | None, split: str, device: str | None, formats: str, output: Path | None,
+            source: Path | None, frames: int, json_path: Path | None) -> None:
+    """Measure MODEL (.pt, .onnx or OpenVINO IR) per format, backend and precision on real frames:
+    file size, mAP50-95 with --data, latency p50/p95 and throughput."""
+    from edge_yolo.modelinfo import read_model_info
+
+    if not model.exists():
+        raise EdgeYoloError(f"model not found: {model}")
+    wanted = [f.strip() for f in formats.split(",") if f.strip()]
+    if unknown := [f for f in wanted if f not in PT_FORMATS]:
+        raise EdgeYoloError(f"unknown format {unknown[0]!r} in --formats; choose from {', '.join(PT_FORMATS)}")
+    dataset = None
+    if data is not None:
+        from edge_yolo.dataset import load_dataset
+        from edge_yolo.evaluate import require_pycocotools
+
+        require_pycocotools()
+        dataset = load_dataset(data, split=split, names=read_model_info(model).names)
+    what, images = _frames(source, dataset, frames)
+    if model.suffix.lower() == ".pt":
+        from edge_yolo.sinks import next_run_dir
+
+        out_dir = output or next_run_dir("runs/benchmark")
+        variants = export_variants(model, wanted, out_dir, data)
+    else:
+        variants = [(model_format(model), model)]
+    rows = []
+    for label, path in variants:
+        click.echo(f"benchmark: measuring {label}", err=True)
+        rows += run_benchmark(path, device if label != "pytorch" else None, images, dataset, label)
     click.echo(format_table(rows))
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps({"model": str(model), "source": str(source), "frames": frames,
-                                         "results": rows}, indent=2))
-        click.echo(f"results written to {json_path}")
+        json_path.write_text(json.dumps({"model": str(model), "source": what, "frames": len(images),
+                                         "data": data, "results": rows}, indent=2))
+        click.echo(f"results written to {json_path}", err=True)

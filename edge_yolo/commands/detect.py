@@ -111,7 +111,7 @@ def _check_show() -> None:
 @click.option("--model", "-m", envvar="EDGE_YOLO_MODEL", default=None,
               help="Model: .onnx, OpenVINO directory/.xml or .pt (converted to ONNX next to it). Env: EDGE_YOLO_MODEL.")
 @click.option("--device", default="auto", show_default=True,
-              help="auto, cpu, openvino[:CPU|GPU|NPU], cuda[:N], tensorrt[:N], torch.")
+              help="auto, cpu, openvino[:CPU|GPU|NPU|AUTO], cuda[:N], tensorrt[:N], torch.")
 @click.option("--conf", type=click.FloatRange(0, 1), default=0.25, show_default=True, help="Confidence threshold.")
 @click.option("--iou", type=click.FloatRange(0, 1), default=0.7, show_default=True, help="NMS IoU threshold.")
 @click.option("--imgsz", default=None, help="Input size 640 or H,W (dynamic models only; default: the model's).")
@@ -146,7 +146,9 @@ def command(sources: tuple[str, ...], model: str | None, device: str, conf: floa
     from edge_yolo.detector import Detector
 
     # ORT's CPU workers spin while idle and lose badly to our decode/encode threads; see DESIGN.md.
+    # A .pt is exported at the first video's aspect (384x640 for 16:9 at 640), as Ultralytics runs it.
     detector = Detector(model, device=device, conf=conf, iou=iou, max_det=max_det, classes=class_ids, imgsz=size,
+                        frame_shape=resolved[0].frame_shape if resolved else None,
                         backend_options={"spinning": False})
     out_dir = output
     if out_dir is None:
@@ -158,6 +160,12 @@ def command(sources: tuple[str, ...], model: str | None, device: str, conf: floa
     code = run.execute()
     if code:
         sys.exit(code)
+
+
+def _image_stems(sources: list[Any]) -> dict[Path, str]:
+    from edge_yolo.sinks import image_output_stems
+
+    return image_output_stems(p for s in sources if s.kind == "images" for p in s.paths)
 
 
 class DetectRun:
@@ -176,6 +184,7 @@ class DetectRun:
         self.quiet = quiet
         self.stats = RunStats()
         self.outputs: dict[int, Any] = {}
+        self.stems = _image_stems(sources)
 
     def _outputs_for(self, index: int) -> Any:
         from edge_yolo.sinks import SourceOutputs
@@ -183,7 +192,7 @@ class DetectRun:
         if index not in self.outputs:
             self.outputs[index] = SourceOutputs(
                 self.out_dir, self.sources[index], self.save_media, self.save_json, self.save_txt,
-                on_encoded=lambda s: self.stats.add("encode", s))
+                on_encoded=lambda s: self.stats.add("encode", s), stems=self.stems)
         return self.outputs[index]
 
     def _close_outputs(self, keep: Callable[[int], bool] = lambda i: False) -> None:

@@ -26,7 +26,8 @@ def parse_imgsz(value: str | None) -> int | tuple[int, int] | None:
 
 @click.command(short_help="Export a YOLOv12 .pt checkpoint to ONNX or OpenVINO IR, verified against PyTorch.")
 @click.argument("checkpoint", type=click.Path(path_type=Path))
-@click.option("--format", "fmt", default="onnx", show_default=True, help="onnx or openvino.")
+@click.option("--format", "fmt", default="onnx", show_default=True, type=click.Choice(FORMATS, case_sensitive=False),
+              help="Output format.")
 @click.option("--imgsz", default=None, help="Input size: 640 or H,W (multiples of 32). Default: the training size.")
 @click.option("--half", is_flag=True, help="FP16 weights (ONNX: float16 input and output too).")
 @click.option("--int8", is_flag=True, help="OpenVINO INT8 via NNCF post-training quantization (needs --data).")
@@ -37,8 +38,8 @@ def parse_imgsz(value: str | None) -> int | tuple[int, int] | None:
 @click.option("--int8-scope", default="auto", show_default=True,
               type=click.Choice(["auto", "head", "head+attention"]),
               help="What stays in float in INT8; auto keeps the variant that agrees best with FP32.")
-@click.option("--dynamic", is_flag=True, help="Dynamic batch, height and width.")
-@click.option("--batch", type=int, default=1, show_default=True, help="Batch size of a static model.")
+@click.option("--dynamic", is_flag=True, help="Dynamic batch, height and width (then --batch does not apply).")
+@click.option("--batch", type=click.IntRange(1), default=1, show_default=True, help="Batch size of a static model.")
 @click.option("--opset", type=int, default=None, help="ONNX opset (default 17).")
 @click.option("--simplify/--no-simplify", default=True, show_default=True, help="Simplify the ONNX graph with onnxslim.")
 @click.option("--verify/--no-verify", default=True, show_default=True,
@@ -54,8 +55,9 @@ def command(checkpoint: Path, fmt: str, imgsz: str | None, half: bool, int8: boo
     best_openvino_model/, best_fp16_openvino_model/, best_int8_openvino_model/.
     """
     fmt = fmt.lower()
-    if fmt not in FORMATS:
-        raise ExportError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}.")
+    if dynamic and batch != 1:
+        raise ExportError(f"--dynamic exports take any batch size, so --batch {batch} does not apply: "
+                          "drop --batch, or drop --dynamic for a fixed batch.")
     if not checkpoint.is_file():
         raise ModelLoadError(f"checkpoint not found: {checkpoint}")
     if data is not None and not int8:

@@ -9,8 +9,32 @@ from typing import Any
 import click
 
 
+LAYOUTS = {"A": "Ultralytics YOLO12", "B": "official YOLOv12 v1.0", "C": "official YOLOv12 turbo",
+           "E": "official YOLOv12 Seg/Cls-branch detection"}
+
+
 def _shape(shape: tuple[int | None, ...]) -> list[int | str]:
     return ["?" if d is None else int(d) for d in shape]
+
+
+def shape_text(shape: list[int | str]) -> str:
+    """[1, 3, 640, 640] → '1x3x640x640'; a dynamic axis shows as '?'."""
+    return "x".join(str(d) for d in shape)
+
+
+def describe_checkpoint(model: Path) -> dict[str, Any]:
+    """Layout, scale, parameters, GFLOPs at 640 and training settings of a .pt (needs torch)."""
+    from converters import load_checkpoint
+    from converters.nn.build import resolve_scale
+    from converters.summary import conv_gflops, parameter_count
+
+    ckpt = load_checkpoint(model)
+    return {
+        "layout": ckpt.layout, "layout_name": LAYOUTS.get(ckpt.layout, ckpt.layout), "fused": ckpt.fused,
+        "scale": resolve_scale(ckpt.yaml)[0], "parameters": parameter_count(ckpt.model),
+        "gflops_640": round(conv_gflops(ckpt.model, (640, 640)), 2),
+        "train_imgsz": list(ckpt.imgsz), "train_epochs": ckpt.epochs,
+    }
 
 
 def available_backends() -> dict[str, list[str]]:
@@ -41,6 +65,7 @@ def describe_model(model: Path, device: str = "auto") -> dict[str, Any]:
         "backends_available": available_backends(),
     }
     if info.format == "pt":
+        report["checkpoint"] = describe_checkpoint(model)
         report["selected"] = (f"{device}: a .pt runs through its ONNX export, made next to it on first use "
                               "(or with device torch, through PyTorch)")
         return report
@@ -65,11 +90,18 @@ def format_report(report: dict[str, Any]) -> str:
     lines = [
         f"model:    {report['model']}",
         f"format:   {report['format']}",
-        f"input:    {report['input']['name']} {tuple(report['input']['shape'])} {report['input']['dtype']}",
-        f"output:   {tuple(report['output']['shape'])}",
+        f"input:    {report['input']['name']} {shape_text(report['input']['shape'])} {report['input']['dtype']}",
+        f"output:   {shape_text(report['output']['shape'])}",
         f"imgsz:    {report['imgsz']}{' (dynamic)' if report['dynamic'] else ''}, stride {report['stride']}",
         f"classes:  {len(report['classes'])}: " + ", ".join(f"{k} {v}" for k, v in report["classes"].items()),
     ]
+    if ckpt := report.get("checkpoint"):
+        lines += [
+            f"layout:   {ckpt['layout']} ({ckpt['layout_name']}){', fused' if ckpt['fused'] else ''}, scale {ckpt['scale']}",
+            f"size:     {ckpt['parameters']:,} parameters, {ckpt['gflops_640']:.1f} GFLOPs at 640x640",
+            f"training: imgsz {shape_text(ckpt['train_imgsz'])}, "
+            f"{'epochs unknown' if ckpt['train_epochs'] is None else str(ckpt['train_epochs']) + ' epochs'}",
+        ]
     if report["metadata"]:
         lines.append("metadata:")
         lines += [f"  {k}: {v}" for k, v in report["metadata"].items() if k != "names"]
@@ -83,7 +115,8 @@ def format_report(report: dict[str, Any]) -> str:
 
 @click.command(short_help="Show a model's format, shapes, classes, metadata and the backend `auto` picks.")
 @click.argument("model", type=click.Path(path_type=Path))
-@click.option("--device", default="auto", show_default=True, help="Which device request to resolve.")
+@click.option("--device", default="auto", show_default=True, help="Which device request to resolve: auto, cpu, openvino[:CPU|GPU|NPU|AUTO], cuda[:N], "
+              "tensorrt[:N], torch.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def command(model: Path, device: str, as_json: bool) -> None:
     """Describe MODEL (.onnx, OpenVINO IR or .pt) and the backend that would run it here."""

@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 from pathlib import Path
 
 import click
 
-from ..errors import DataError, ModelLoadError
+from ..dataset import Dataset
+from ..errors import DataError, EdgeYoloError, ModelLoadError
 from ..evaluate import VAL_CONF, VAL_IOU, VAL_MAX_DET, Metrics
+
+log = logging.getLogger(__name__)
 
 
 @click.command("val")
 @click.argument("models", nargs=-1, required=True)
 @click.option("--data", required=True, help="A YOLO data.yaml, or a directory with images/ and labels/ "
               "(or images/val and labels/val).")
+@click.option("--split", default="val", show_default=True, help="Which split of the dataset to evaluate.")
 @click.option("--device", default="auto", show_default=True,
-              help="Backend/device, or a comma list: every model is evaluated on each. A .pt with "
-                   "'auto' runs on our PyTorch rebuild ('torch').")
+              help="auto, cpu, openvino[:CPU|GPU|NPU|AUTO], cuda[:N], tensorrt[:N], torch, or a comma list: "
+                   "every model is evaluated on each (a pair that cannot run is skipped with a warning). "
+                   "A .pt with 'auto' runs on our PyTorch rebuild ('torch').")
 @click.option("--imgsz", type=int, default=None,
               help="Square letterbox size  [default: 640, or a static model's fixed input size]")
 @click.option("--conf", type=float, default=VAL_CONF, show_default=True, help="Confidence threshold.")
@@ -30,14 +36,20 @@ from ..evaluate import VAL_CONF, VAL_IOU, VAL_MAX_DET, Metrics
               help="Write the metrics of every run as JSON.")
 @click.option("--save-json", type=click.Path(dir_okay=False, path_type=Path),
               help="Write COCO-format predictions (one file per run when there are several).")
-def command(models: tuple[str, ...], data: str, device: str, imgsz: int | None, conf: float, iou: float,
-            max_det: int, precision: str, save_metrics: Path | None, save_json: Path | None) -> None:
+@click.option("--save-plots", type=click.Path(file_okay=False, path_type=Path),
+              help="Write pr_curve_<#>.png and confusion_matrix_<#>.png per run here (needs matplotlib: "
+                   "the plots extra).")
+def command(models: tuple[str, ...], data: str, split: str, device: str, imgsz: int | None, conf: float,
+            iou: float, max_det: int, precision: str, save_metrics: Path | None, save_json: Path | None,
+            save_plots: Path | None) -> None:
     """Measure mAP50-95 / mAP50 / precision / recall of MODELS on the val split of --data.
 
     Ultralytics' val protocol (conf 0.001, multi-label NMS, iou 0.7, max_det 300) with a
     square letterbox for every model; metrics from pycocotools on the labels converted to
-    COCO. Several models or devices are shown side by side with Δ to the first.
+    COCO. Several models or devices are shown side by side with Δ to the first; a pair that
+    cannot run (an OpenVINO IR on onnxruntime's cpu) is skipped with a warning.
     """
+    from ..backends.select import parse_device
     from ..dataset import load_dataset
     from ..evaluate import evaluate_detector, make_val_detector, require_pycocotools
 
@@ -48,21 +60,35 @@ def command(models: tuple[str, ...], data: str, device: str, imgsz: int | None, 
         if not Path(model).exists():
             raise ModelLoadError(f"model not found: {model}")
     devices = [d.strip() for d in device.split(",") if d.strip()] or ["auto"]
-    runs, dataset = [], None
-    for model in models:
-        for dev in devices:
+    for dev in devices:
+        parse_device(dev)   # a misspelt device is an error, not a skipped run
+    pairs = [(model, dev) for model in models for dev in devices]
+    runs, dataset, skipped = [], None, []
+    for model, dev in pairs:
+        try:
             detector = make_val_detector(model, dev, imgsz, conf, iou, max_det, precision)
-            try:
-                if dataset is None:
-                    dataset = load_dataset(data, names=detector.names)
-                    click.echo(f"{data}: {len(dataset)} images, {dataset.n_objects} objects, "
-                               f"{len(dataset.names)} classes", err=True)
-                _check_names(model, detector.names, dataset.names)
-                metrics, results = evaluate_detector(detector, dataset, progress=True)
-            finally:
-                detector.backend.close()
-            metrics.model["path"] = str(model)
-            runs.append((metrics, results))
+        except EdgeYoloError as exc:
+            if len(pairs) == 1:
+                raise
+            log.warning("skipped %s on %s: %s", model, dev, exc)
+            skipped.append(f"{model} on {dev}: {exc}")
+            continue
+        try:
+            if dataset is None:
+                dataset = load_dataset(data, split=split, names=detector.names)
+                click.echo(f"{data} ({split}): {len(dataset)} images, {dataset.n_objects} objects, "
+                           f"{len(dataset.names)} classes", err=True)
+            _check_names(model, detector.names, dataset.names)
+            metrics, results = evaluate_detector(detector, dataset, progress=True)
+        finally:
+            detector.backend.close()
+        metrics.model["path"] = str(model)
+        runs.append((metrics, results))
+    if not runs:
+        raise EdgeYoloError("no model/device pair could run: " + "; ".join(skipped))
+    labels = display_names([m.model["path"] for m, _ in runs])
+    for (metrics, _), label in zip(runs, labels):
+        metrics.model["label"] = label
     click.echo(_runs_table([m for m, _ in runs]))
     click.echo(_per_class_table([m for m, _ in runs]))
     if save_metrics:
@@ -78,6 +104,41 @@ def command(models: tuple[str, ...], data: str, device: str, imgsz: int | None, 
             path = save_json if len(runs) == 1 else _run_path(save_json, i, metrics)
             path.write_text(json.dumps(results))
             click.echo(f"predictions: {path}", err=True)
+    if save_plots and dataset is not None:
+        _save_plots(save_plots, runs, dataset)
+
+
+def _save_plots(folder: Path, runs: list[tuple[Metrics, list[dict]]], dataset: Dataset) -> None:
+    """PR curve and confusion matrix PNGs per run; one warning line when matplotlib is missing."""
+    from ..evaluate import PR_RECALL
+    from ..plots import confusion_matrix, matplotlib_missing, save_confusion_matrix, save_pr_curve
+
+    if (hint := matplotlib_missing()) is not None:
+        log.warning(hint)
+        return
+    ground_truth, names = dataset.to_coco(), dataset.names
+    nc = max(names) + 1 if names else 0
+    for i, (metrics, results) in enumerate(runs, 1):
+        title = f"#{i} {metrics.model['label']} ({metrics.model['backend']} {metrics.model['precision']})"
+        pr = save_pr_curve(metrics.pr_curves, PR_RECALL, folder / f"pr_curve_{i}.png", f"Precision-Recall {title}")
+        cm = save_confusion_matrix(confusion_matrix(ground_truth, results, nc), names,
+                                   folder / f"confusion_matrix_{i}.png", f"Confusion matrix {title}")
+        click.echo(f"plots: {pr} {cm}", err=True)
+
+
+def display_names(paths: list[str]) -> list[str]:
+    """File names, with the parent folder where two names collide (runs/a/best.onnx vs
+    runs/b/best.onnx → a/best.onnx, b/best.onnx), and the full path if that still collides."""
+    names = [Path(p).name for p in paths]
+    out = []
+    for path, name in zip(paths, names):
+        if names.count(name) == 1:
+            out.append(name)
+            continue
+        with_parent = f"{Path(path).parent.name}/{name}"
+        same = [f"{Path(q).parent.name}/{Path(q).name}" for q in paths].count(with_parent)
+        out.append(with_parent if same == 1 else str(path))
+    return out
 
 
 def _check_names(model: str, model_names: dict[int, str], data_names: dict[int, str]) -> None:
@@ -99,7 +160,8 @@ def _runs_table(runs: list[Metrics]) -> str:
     base = runs[0].map50_95
     for i, m in enumerate(runs, 1):
         info, sp = m.model, m.speed_ms
-        rows.append((str(i), Path(info["path"]).name, f"{info['backend']} {info['device']}", info["precision"],
+        rows.append((str(i), info.get("label", Path(info["path"]).name), f"{info['backend']} {info['device']}",
+                     info["precision"],
                      f"{m.map50_95:.4f}", f"{m.map50:.4f}", f"{m.precision:.3f}", f"{m.recall:.3f}",
                      f"{100 * (m.map50_95 - base):+.2f} pt", f"{sp.total:.1f}",
                      f"{sp.preprocess:.1f}/{sp.inference:.1f}/{sp.postprocess:.1f}"))
@@ -107,11 +169,14 @@ def _runs_table(runs: list[Metrics]) -> str:
 
 
 def _per_class_table(runs: list[Metrics]) -> str:
+    """Per class: objects, then P, R, AP50, AP50-95 of each run (suffixed #i when there are several)."""
     names = list(runs[0].per_class)
-    rows = [("class", "objects") + tuple(f"AP50-95 #{i + 1}" for i in range(len(runs)))]
+    keys = (("P", "precision"), ("R", "recall"), ("AP50", "ap50"), ("AP50-95", "ap50_95"))
+    suffix = (lambda i: f" #{i}") if len(runs) > 1 else (lambda i: "")
+    rows = [("class", "objects") + tuple(f"{label}{suffix(i)}" for i in range(1, len(runs) + 1) for label, _ in keys)]
     for name in names:
-        aps = [m.per_class[name]["ap50_95"] for m in runs]
-        rows.append((name, str(runs[0].per_class[name]["n_gt"])) + tuple("-" if a is None else f"{a:.4f}" for a in aps))
+        values = [m.per_class[name][key] for m in runs for _, key in keys]
+        rows.append((name, str(runs[0].per_class[name]["n_gt"])) + tuple("-" if v is None else f"{v:.4f}" for v in values))
     return _format(rows, right_from=1)
 
 
