@@ -1,14 +1,17 @@
 """What both exporters share: resolving the checkpoint and imgsz, default output names,
-the traced export copy of the model, and the concise timed progress lines."""
+the guard against replacing another file, the traced export copy of the model, and the
+concise timed progress lines."""
 
 from __future__ import annotations
 
+import ast
 import copy
+import importlib.util
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from edge_yolo.errors import ExportError
 from edge_yolo.postprocess import MAX_WH
@@ -19,6 +22,16 @@ if TYPE_CHECKING:
     from converters.checkpoint import LoadedCheckpoint
 
 STRIDE = 32
+EXPORT_MODULES = ("torch", "onnx", "onnxslim", "onnxruntime")
+
+
+def require_export_extra(task: str, extra_modules: tuple[str, ...] = ()) -> None:
+    """ExportError with the install hint when a package of the export extra is missing
+    (`task` says what needed it, e.g. "export" or "running best.pt")."""
+    missing = [m for m in EXPORT_MODULES + extra_modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ExportError(f"{task} needs the export extra (missing: {', '.join(missing)}): "
+                          "pip install 'edge-yolo[export]'")
 
 
 def resolve_checkpoint(checkpoint: str | Path | LoadedCheckpoint) -> LoadedCheckpoint:
@@ -61,6 +74,72 @@ def check_batch(batch: int) -> int:
 def default_output(source: Path, suffix: str) -> Path:
     """`best.pt` + `.onnx` → `best.onnx`; + `_int8_openvino_model` → `best_int8_openvino_model`."""
     return source.with_name(source.stem + suffix)
+
+
+def variant_suffix(precision: str, hw: tuple[int, int], training_hw: tuple[int, int], dynamic: bool,
+                   batch: int) -> str:
+    """The part of a default output name that tells a non-default export apart:
+    `_fp16`/`_int8`, `_HxW` (not the training size), `_dynamic`, `_b<batch>` (batch > 1)."""
+    parts = [] if precision == "fp32" else [precision]
+    if tuple(hw) != tuple(training_hw):
+        parts.append(f"{hw[0]}x{hw[1]}")
+    if dynamic:
+        parts.append("dynamic")
+    if batch > 1:
+        parts.append(f"b{batch}")
+    return "".join(f"_{p}" for p in parts)
+
+
+def check_overwrite(path: Path, metadata: dict[str, Any], force: bool) -> None:
+    """Refuse to replace an existing file or directory at `path` unless it is an edge-yolo
+    export of the same variant (imgsz, batch, precision, dynamic) or `force` is set."""
+    if force or not path.exists() or (path.is_dir() and not any(path.iterdir())):
+        return
+    hint = "pass --force (force=True in Python) to replace it, or choose another --output"
+    existing = _existing_metadata(path)
+    if existing is None or not str(existing.get("exporter", "")).startswith("edge-yolo"):
+        made_by = "" if existing is None else " ".join(
+            str(existing[k]) for k in ("author", "version") if existing.get(k) is not None)
+        origin = f"made by {made_by}" if made_by else "not an edge-yolo export"
+        raise ExportError(f"{path} already exists ({origin}); {hint}.")
+    old, new = _variant(existing), _variant(metadata)
+    if old != new:
+        raise ExportError(f"{path} already holds another edge-yolo export ({_describe(old)}, this one is "
+                          f"{_describe(new)}); {hint}.")
+
+
+def _existing_metadata(path: Path) -> dict[str, Any] | None:
+    """The metadata of the export at `path`, None when it is not a model we can read."""
+    from edge_yolo.errors import EdgeYoloError
+    from edge_yolo.modelinfo import read_model_info
+
+    try:
+        return read_model_info(path).metadata
+    except EdgeYoloError:
+        return None
+
+
+def _variant(metadata: dict[str, Any]) -> tuple[Any, ...]:
+    """(imgsz, batch, precision, dynamic) of export metadata, whether the values are ONNX
+    strings or YAML-typed."""
+    def value(v: Any) -> Any:
+        if isinstance(v, str):
+            try:
+                return ast.literal_eval(v)
+            except (ValueError, SyntaxError):
+                return v
+        return v
+
+    args = value(metadata.get("args")) or {}
+    imgsz = value(metadata.get("imgsz"))
+    return (tuple(imgsz) if isinstance(imgsz, (list, tuple)) else imgsz, value(metadata.get("batch")),
+            str(metadata.get("precision")), bool(args.get("dynamic", False)) if isinstance(args, dict) else False)
+
+
+def _describe(variant: tuple[Any, ...]) -> str:
+    imgsz, batch, precision, dynamic = variant
+    size = "x".join(str(v) for v in imgsz) if isinstance(imgsz, tuple) else str(imgsz)
+    return f"{size} {precision} {'dynamic' if dynamic else 'static'} batch {batch}"
 
 
 def export_model(loaded: LoadedCheckpoint) -> torch.nn.Module:

@@ -10,6 +10,7 @@ Choices:
   `keep_io_types=False`): weights, input `images` and output `output0` are float16, like
   Ultralytics' GPU export, so the runtime must feed float16.
   Default file name `<stem>_fp16.onnx` so it never overwrites the FP32 `<stem>.onnx`.
+- Never silently replaces another file: see `check_overwrite`.
 """
 
 from __future__ import annotations
@@ -22,12 +23,15 @@ from edge_yolo.errors import ExportError
 
 from converters.export_common import (
     check_batch,
+    check_overwrite,
     default_output,
     export_model,
     note,
     resolve_checkpoint,
+    require_export_extra,
     resolve_imgsz,
     step,
+    variant_suffix,
 )
 from converters.metadata import build_metadata, onnx_props, record_onnx_weights_hash
 
@@ -48,15 +52,24 @@ def export_onnx(
     opset: int | None = None,
     simplify: bool = True,
     verify: bool = True,
+    force: bool = False,
+    dynamic_batch: bool = False,
 ) -> Path:
     """Export a checkpoint to ONNX and return the .onnx path.
 
     Input `images` (B,3,H,W) RGB 0..1, output `output0` (B,4+nc,A) xywh in input pixels plus
     sigmoid class scores; BN folded; Ultralytics' metadata_props plus ours. `dynamic` makes
-    batch, height and width dynamic; `half` gives float16 weights and I/O. With `verify` the
+    batch, height and width dynamic, `dynamic_batch` the batch axis only (for Triton's dynamic
+    batcher; the anchors stay fixed); `half` gives float16 weights and I/O. With `verify` the
     exported model is run on ONNX Runtime's CPU EP against the torch model: FP32 must match to
     max |Δ| ≤ 1e-3, FP16 must agree on detections; ExportError otherwise.
+
+    The default output sits next to the checkpoint, named by variant:
+    `<stem>[_fp16][_HxW][_dynamic][_b<batch>].onnx` (`_HxW` when not the training size). An
+    existing file is replaced only when it is an edge-yolo export of the same variant, or
+    with `force`.
     """
+    require_export_extra("ONNX export")
     import onnx
 
     requested = resolve_imgsz(imgsz)
@@ -69,14 +82,17 @@ def export_onnx(
         raise ExportError(f"the ONNX output must be a .onnx file, got {output}.")
     loaded = resolve_checkpoint(checkpoint)
     hw = requested or resolve_imgsz(loaded.imgsz)
+    precision = "fp16" if half else "fp32"
+    args = {"batch": batch, "half": half, "dynamic": dynamic, "simplify": simplify, "opset": opset}
+    if dynamic_batch:
+        args["dynamic_batch"] = True
+    meta = build_metadata(loaded, hw, batch, precision, args)
     path = Path(output) if output is not None else default_output(
-        loaded.source, "_fp16.onnx" if half else ".onnx")
+        loaded.source, variant_suffix(precision, hw, resolve_imgsz(loaded.imgsz), dynamic, batch) + ".onnx")
+    check_overwrite(path, meta, force)
     path.parent.mkdir(parents=True, exist_ok=True)
 
-    precision = "fp16" if half else "fp32"
-    proto = onnx_graph(loaded, hw, batch, half, dynamic, opset, simplify)
-    args = {"batch": batch, "half": half, "dynamic": dynamic, "simplify": simplify, "opset": opset}
-    meta = build_metadata(loaded, hw, batch, precision, args)
+    proto = onnx_graph(loaded, hw, batch, half, dynamic, opset, simplify, dynamic_batch)
     for key, value in onnx_props(meta).items():
         proto.metadata_props.add(key=key, value=value)
     try:
@@ -105,10 +121,12 @@ def export_onnx(
 
 
 def onnx_graph(loaded: LoadedCheckpoint, hw: tuple[int, int], batch: int, half: bool, dynamic: bool,
-               opset: int = DEFAULT_OPSET, simplify: bool = True):  # noqa: ANN201 - onnx.ModelProto
+               opset: int = DEFAULT_OPSET, simplify: bool = True,
+               dynamic_batch: bool = False):  # noqa: ANN201 - onnx.ModelProto
     """The traced (and simplified) ONNX graph of the fused model, without metadata."""
-    with step(f"traced to ONNX opset {opset}, {'dynamic' if dynamic else f'{batch}x3x{hw[0]}x{hw[1]}'}"):
-        proto = _trace(loaded, hw, batch, dynamic, opset)
+    shape = "dynamic" if dynamic else f"{'B' if dynamic_batch else batch}x3x{hw[0]}x{hw[1]}"
+    with step(f"traced to ONNX opset {opset}, {shape}"):
+        proto = _trace(loaded, hw, batch, dynamic, opset, dynamic_batch)
     if simplify:
         with step("simplified with onnxslim"):
             proto = _slim(proto)
@@ -119,7 +137,7 @@ def onnx_graph(loaded: LoadedCheckpoint, hw: tuple[int, int], batch: int, half: 
 
 
 def _trace(loaded: LoadedCheckpoint, hw: tuple[int, int], batch: int, dynamic: bool,
-           opset: int):  # noqa: ANN202 - onnx.ModelProto, onnx imported lazily
+           opset: int, dynamic_batch: bool = False):  # noqa: ANN202 - onnx.ModelProto, onnx imported lazily
     import io
 
     import onnx
@@ -127,7 +145,10 @@ def _trace(loaded: LoadedCheckpoint, hw: tuple[int, int], batch: int, dynamic: b
 
     model = export_model(loaded)
     dummy = torch.zeros(batch, 3, *hw)
-    axes = {"images": {0: "batch", 2: "height", 3: "width"}, "output0": {0: "batch", 2: "anchors"}}
+    if dynamic:
+        axes = {"images": {0: "batch", 2: "height", 3: "width"}, "output0": {0: "batch", 2: "anchors"}}
+    else:
+        axes = {"images": {0: "batch"}, "output0": {0: "batch"}} if dynamic_batch else None
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         # The legacy exporter announces its own deprecation and tracer notes on every call.
@@ -136,7 +157,7 @@ def _trace(loaded: LoadedCheckpoint, hw: tuple[int, int], batch: int, dynamic: b
             torch.onnx.export(
                 model, (dummy,), buffer, dynamo=False, opset_version=opset, do_constant_folding=True,
                 input_names=["images"], output_names=["output0"],
-                dynamic_axes=axes if dynamic else None,
+                dynamic_axes=axes,
             )
         except Exception as exc:  # noqa: BLE001 - any tracer failure is an export failure
             raise ExportError(f"torch.onnx.export failed: {type(exc).__name__}: {exc}") from exc

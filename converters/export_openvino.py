@@ -21,12 +21,15 @@ from edge_yolo.weights_hash import WEIGHTS_KEY
 
 from converters.export_common import (
     check_batch,
+    check_overwrite,
     default_output,
     export_model,
     note,
     resolve_checkpoint,
+    require_export_extra,
     resolve_imgsz,
     step,
+    variant_suffix,
 )
 from converters.metadata import (
     build_metadata,
@@ -53,6 +56,8 @@ def export_openvino(
     verify: bool = True,
     fraction: float = 1.0,
     int8_scope: str = "auto",
+    force: bool = False,
+    dynamic_batch: bool = False,
 ) -> Path:
     """Export a checkpoint to an OpenVINO IR directory and return the directory.
 
@@ -60,10 +65,19 @@ def export_openvino(
     images of `data`, a directory or a YOLO data.yaml; `fraction` of them) with `int8`;
     `int8_scope` picks what stays in float ("head", "head+attention" or "auto": both are
     tried and the one whose detections agree best with FP32 is kept). `dynamic` makes batch,
-    height and width dynamic. With `verify` the IR is run on OpenVINO's CPU with f32 inference
+    height and width dynamic, `dynamic_batch` the batch axis only. With `verify` the IR is run
+    on OpenVINO's CPU with f32 inference
     precision against the torch model: FP32 must match to max |Δ| ≤ 1e-3; FP16 and INT8 are
     compared by detections. ExportError when a check fails.
+
+    The default output sits next to the checkpoint, named by variant:
+    `<stem>[_fp16|_int8][_HxW][_dynamic][_b<batch>]_openvino_model` (`_HxW` when not the
+    training size). An existing directory is replaced only when it holds an edge-yolo export of
+    the same variant, or with `force`.
     """
+    require_export_extra("OpenVINO export", ("openvino",) + (("nncf",) if int8 else ()))
+    import openvino as ov
+
     from converters.quantize import EVAL_BATCHES, SCOPES
 
     requested = resolve_imgsz(imgsz)
@@ -84,18 +98,20 @@ def export_openvino(
     loaded = resolve_checkpoint(checkpoint)
     hw = requested or resolve_imgsz(loaded.imgsz)
     precision = "int8" if int8 else "fp16" if half else "fp32"
-    suffix = {"fp32": "_openvino_model", "fp16": "_fp16_openvino_model", "int8": "_int8_openvino_model"}
-    directory = Path(output) if output is not None else default_output(loaded.source, suffix[precision])
-
-    model = _convert(loaded, hw, batch, dynamic)
+    args = {"batch": batch, "half": half, "int8": int8, "dynamic": dynamic,
+            "data": None if data is None else str(data), "fraction": fraction}
+    if dynamic_batch:
+        args["dynamic_batch"] = True
+    meta = build_metadata(loaded, hw, batch, precision, args)
+    directory = Path(output) if output is not None else default_output(
+        loaded.source, variant_suffix(precision, hw, resolve_imgsz(loaded.imgsz), dynamic, batch) + "_openvino_model")
+    check_overwrite(directory, meta, force)
+    model = _convert(loaded, hw, batch, dynamic, dynamic_batch)
     if int8:
         from converters.quantize import quantize_int8
 
         model = quantize_int8(model, loaded, calibration, hw, batch, int8_scope)
 
-    args = {"batch": batch, "half": half, "int8": int8, "dynamic": dynamic,
-            "data": None if data is None else str(data), "fraction": fraction}
-    meta = build_metadata(loaded, hw, batch, precision, args)
     for key, value in openvino_rt_info(meta).items():
         model.set_rt_info(value, ["model_info", key])
     directory.mkdir(parents=True, exist_ok=True)
@@ -127,7 +143,8 @@ def export_openvino(
     return directory
 
 
-def _convert(loaded: LoadedCheckpoint, hw: tuple[int, int], batch: int, dynamic: bool) -> ov.Model:
+def _convert(loaded: LoadedCheckpoint, hw: tuple[int, int], batch: int, dynamic: bool,
+             dynamic_batch: bool = False) -> ov.Model:
     import tempfile
 
     import onnx
@@ -135,7 +152,7 @@ def _convert(loaded: LoadedCheckpoint, hw: tuple[int, int], batch: int, dynamic:
 
     from converters.export_onnx import onnx_graph
 
-    proto = onnx_graph(loaded, hw, batch, half=False, dynamic=dynamic)
+    proto = onnx_graph(loaded, hw, batch, half=False, dynamic=dynamic, dynamic_batch=dynamic_batch)
     with tempfile.TemporaryDirectory() as tmp, step("converted ONNX to OpenVINO"):
         path = Path(tmp) / "model.onnx"
         onnx.save(proto, str(path))

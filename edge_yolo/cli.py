@@ -20,6 +20,7 @@ from .errors import EdgeYoloError, one_line
 
 COMMANDS = {
     "detect": "Run detection on images, videos, directories, globs, webcams or streams.",
+    "track": "Track objects (and count line crossings / zone presence) in videos and streams.",
     "export": "Export a YOLOv12 .pt checkpoint to ONNX or OpenVINO IR, verified against PyTorch.",
     "val": "Measure mAP of one or more models on a YOLO-format dataset, side by side.",
     "benchmark": "Latency and throughput of a model on every available backend.",

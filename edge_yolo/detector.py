@@ -13,6 +13,7 @@ import numpy as np
 
 from .backends.base import Backend, BackendInfo
 from .backends.select import create_backend, parse_device
+from .backends.triton import is_triton_url
 from .detections import Detections
 from .errors import EdgeYoloError, ExportError, ModelLoadError, SourceError, UnsupportedModelError
 from .modelinfo import ModelInfo, read_model_info
@@ -69,14 +70,12 @@ def exported_onnx(checkpoint: Path, imgsz: tuple[int, int] | None,
     onnx_path = checkpoint.with_name(f"{checkpoint.stem}{size}.edge-yolo.onnx")
     if onnx_path.exists() and onnx_path.stat().st_mtime >= checkpoint.stat().st_mtime:
         return onnx_path
-    try:
-        from converters import load_checkpoint
-        from converters.export_onnx import export_onnx
-    except ImportError as exc:
-        raise ExportError(
-            f"running {checkpoint.name} needs an ONNX export, which needs the export extra: "
-            "pip install 'edge-yolo[export]' (or use an exported .onnx)"
-        ) from exc
+    from converters.export_common import require_export_extra
+
+    require_export_extra(f"running {checkpoint.name} (exported to ONNX on first use)")
+    from converters import load_checkpoint
+    from converters.export_onnx import export_onnx
+
     source: Any = checkpoint
     if frame_shape is not None:
         source = load_checkpoint(checkpoint)
@@ -90,8 +89,10 @@ class Detector:
     """A YOLOv12 detector on the best backend that works here.
 
     Args:
-        model: .onnx, OpenVINO IR (.xml or `*_openvino_model/`), or .pt checkpoint.
-        device: auto, cpu (ONNX Runtime CPU), openvino[:CPU|GPU|NPU|AUTO], cuda[:N], tensorrt[:N], torch.
+        model: .onnx, OpenVINO IR (.xml or `*_openvino_model/`), .pt checkpoint, or the URL of a
+            model served by Triton (grpc://host:8001/NAME, http://host:8000/NAME).
+        device: auto, cpu (ONNX Runtime CPU), openvino[:CPU|GPU|NPU|AUTO], cuda[:N], tensorrt[:N], torch,
+            triton (a model URL; what auto picks for one).
         conf, iou, max_det, classes, agnostic, multi_label: NMS settings (see postprocess).
         imgsz: network input (h, w) or side for dynamic models (rounded up to the stride);
             default the model's metadata imgsz, else 640.
@@ -116,9 +117,9 @@ class Detector:
         self.conf, self.iou, self.max_det = _threshold("conf", conf), _threshold("iou", iou), int(max_det)
         self.classes = None if classes is None else [int(c) for c in classes]
         self.agnostic, self.multi_label = bool(agnostic), bool(multi_label)
-        path = Path(model)
         requested = None if imgsz is None else _pair(imgsz)
-        if path.suffix.lower() == ".pt" and parse_device(device).kind != "torch":
+        path: str | Path = model if is_triton_url(model) else Path(model)
+        if isinstance(path, Path) and path.suffix.lower() == ".pt" and parse_device(device).kind != "torch":
             path = exported_onnx(path, requested, frame_shape)
             if frame_shape is not None:
                 requested = None  # the export's own static size
@@ -236,10 +237,21 @@ class Detector:
         return out[0] if single else out
 
     def stream(self, source: Any, **kwargs: Any) -> Any:
-        """Detections for every frame of a video, camera, stream, directory or glob (see pipeline.stream)."""
+        """Detections for every frame of a video, camera, stream, directory or glob, or of a list
+        of them run at once through shared backend calls (see pipeline.stream and Pipeline)."""
         from .pipeline import stream
 
         return stream(self, source, **kwargs)
+
+    def track(self, source: Any, tracker: Any = "bytetrack", **kwargs: Any) -> Any:
+        """Like `stream`, with each source's detections tracked: they come with `tracker_id` set.
+
+        tracker: bytetrack (default), botsort, ocsort, sort, or an `edge_yolo.tracking.ObjectTracker`
+        made with options (`create_tracker("bytetrack", lost_track_buffer=60)`). Needs the
+        `track` extra. A detector for tracking usually runs at conf 0.1, so that ByteTrack's
+        second stage sees the low-score boxes.
+        """
+        return self.stream(source, tracker=tracker, **kwargs)
 
     def close(self) -> None:
         """Release the backend."""

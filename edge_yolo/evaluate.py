@@ -26,7 +26,6 @@ from .errors import EdgeYoloError
 VAL_CONF = 0.001
 VAL_IOU = 0.7
 VAL_MAX_DET = 300
-DEFAULT_VAL_IMGSZ = 640
 PR_RECALL = np.linspace(0, 1, 101)   # COCOeval's recall thresholds
 
 
@@ -211,19 +210,28 @@ def predict_dataset(detector: Any, dataset: Dataset, progress: bool = False) -> 
 def make_val_detector(model: str | Path, device: str = "auto", imgsz: int | tuple[int, int] | None = None,
                       conf: float = VAL_CONF, iou: float = VAL_IOU, max_det: int = VAL_MAX_DET,
                       precision: str = "auto") -> Any:
-    """A Detector configured for the val protocol (multi-label NMS). imgsz None means 640, or
-    the fixed input of a static exported model. A `.pt` with device "auto" runs on our torch
-    rebuild (device "torch"), which needs the export extra."""
+    """A Detector configured for the val protocol (multi-label NMS). imgsz None means the
+    model's own size: a static export's fixed input, a .pt's training size, a dynamic
+    model's metadata imgsz, else 640. A `.pt` with device "auto" runs on our torch rebuild
+    (device "torch"), which needs the export extra."""
     from .detector import Detector
-    from .modelinfo import read_model_info
 
-    is_pt = Path(model).suffix.lower() == ".pt"
-    if is_pt and device == "auto":
+    if Path(model).suffix.lower() == ".pt" and device == "auto":
         device = "torch"
-    if imgsz is None and (is_pt or read_model_info(model).dynamic):
-        imgsz = DEFAULT_VAL_IMGSZ
     return Detector(model, device=device, conf=conf, iou=iou, max_det=max_det, imgsz=imgsz,
                     precision=precision, multi_label=True, rect=False)
+
+
+def imgsz_origin(detector: Any, requested: int | tuple[int, int] | None) -> str:
+    """Where a val Detector's input size came from, for the line `val` prints."""
+    info = detector.model_info
+    if not info.dynamic:
+        return "the model's fixed input"
+    if requested is not None:
+        return "--imgsz"
+    if info.imgsz is None:
+        return "the default: the model has no imgsz metadata"
+    return "the training size" if info.format == "pt" else "the model's metadata"
 
 
 def evaluate_detector(detector: Any, dataset: Dataset, progress: bool = False) -> tuple[Metrics, list[dict]]:
@@ -243,7 +251,8 @@ def validate(model: str | Path, data: str | Path | Dataset, device: str = "auto"
              max_det: int = VAL_MAX_DET, precision: str = "auto", split: str = "val") -> tuple[Metrics, list[dict]]:
     """mAP of `model` on the `split` split of `data` (a data.yaml, a dataset directory or a
     loaded Dataset) following Ultralytics' val protocol; returns the metrics and the COCO
-    result records. Square letterbox, 640 unless a static model fixes another size."""
+    result records. Square letterbox at `imgsz`, by default the model's own size (see
+    make_val_detector)."""
     detector = make_val_detector(model, device, imgsz, conf, iou, max_det, precision)
     try:
         dataset = data if isinstance(data, Dataset) else load_dataset(data, split=split, names=detector.names)

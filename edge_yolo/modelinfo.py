@@ -2,7 +2,8 @@
 
 ONNX: metadata_props (Ultralytics writes Python reprs, parsed with ast.literal_eval) and the
 graph's input/output shapes. OpenVINO IR: metadata.yaml next to the .xml, else rt_info.
-.pt checkpoints: the converters' safe loader (needs the `export` extra).
+.pt checkpoints: the converters' safe loader (needs the `export` extra). A Triton model URL
+(grpc://host:8001/NAME, http://...): the served model config (edge_yolo.backends.triton).
 """
 
 from __future__ import annotations
@@ -28,12 +29,13 @@ OTHER_TASKS = {"segment": "segmentation", "pose": "pose", "obb": "oriented-box (
 class ModelInfo:
     """A model's interface and metadata.
 
-    `path` is the file a backend loads (the .onnx, the .xml, or the .pt); `imgsz` is (h, w):
+    `path` is the file a backend loads (the .onnx, the .xml, or the .pt; the model name for a
+    Triton model, whose address is `url`); `imgsz` is (h, w):
     the fixed input size of a static model, else the metadata's imgsz, else None.
     """
 
     path: Path
-    format: str                                   # "onnx" | "openvino" | "pt"
+    format: str                                   # "onnx" | "openvino" | "pt" | "triton"
     names: dict[int, str]
     nc: int
     imgsz: tuple[int, int] | None
@@ -45,6 +47,7 @@ class ModelInfo:
     input_shape: tuple[Dim, ...] = ()
     output_shape: tuple[Dim, ...] = ()
     metadata: dict[str, Any] = field(default_factory=dict)
+    url: str | None = None                        # a Triton model's grpc:// or http(s):// address
 
 
 def _literal(value: Any) -> Any:
@@ -203,8 +206,13 @@ def read_model_info(path: str | Path) -> ModelInfo:
 
     Raises ModelLoadError for a missing/unreadable file or weights that do not match the
     hash recorded at export, and UnsupportedModelError when the model is not a detector with
-    input (B,3,H,W) and output (B,4+nc,A).
+    input (B,3,H,W) and output (B,4+nc,A). A grpc:// or http(s):// URL is a model served by
+    Triton (see edge_yolo.backends.triton).
     """
+    from .backends.triton import is_triton_url, read_triton_info
+
+    if is_triton_url(path):
+        return read_triton_info(str(path))
     path = Path(path)
     if not path.exists():
         raise ModelLoadError(f"model not found: {path}")
@@ -220,51 +228,54 @@ def read_model_info(path: str | Path) -> ModelInfo:
         raise UnsupportedModelError(
             f"unsupported model file {path}: expected .onnx, an OpenVINO .xml or *_openvino_model/ directory, or .pt"
         )
-    info = _build(path, fmt, meta, in_name, in_shape, elem, out_shape)
+    info = build_model_info(path, fmt, meta, in_name, in_shape, elem, out_shape)
     check_weights(path, fmt, meta.get(WEIGHTS_KEY))
     return info
 
 
-def _build(
+def build_model_info(
     path: Path, fmt: str, meta: dict[str, Any], in_name: str,
-    in_shape: tuple[Dim, ...], elem: str, out_shape: tuple[Dim, ...],
+    in_shape: tuple[Dim, ...], elem: str, out_shape: tuple[Dim, ...], label: str | None = None,
 ) -> ModelInfo:
+    """Validate a model's interface (input (B,3,H,W) float, output (B,4+nc,A)) and metadata;
+    `label` names the model in errors (default: the file name)."""
+    label = label or path.name
     task = str(meta.get("task", "detect")).strip().lower()
     if task in OTHER_TASKS or "kpt_shape" in meta:
         raise UnsupportedModelError(
-            f"{path.name} is a {OTHER_TASKS.get(task, 'pose')} model (metadata task {task!r}); "
+            f"{label} is a {OTHER_TASKS.get(task, 'pose')} model (metadata task {task!r}); "
             "edge-yolo runs detection models only"
         )
     if len(out_shape) == 2:
         raise UnsupportedModelError(
-            f"{path.name}: output has shape {_fmt(out_shape)}, which looks like a classification model; "
+            f"{label}: output has shape {_fmt(out_shape)}, which looks like a classification model; "
             "edge-yolo runs detection models only, with output (B, 4+nc, anchors)"
         )
     if len(in_shape) != 4 or in_shape[1] not in (3, None):
         raise UnsupportedModelError(
-            f"{path.name}: input {in_name} has shape {_fmt(in_shape)}; expected (B, 3, H, W)"
+            f"{label}: input {in_name} has shape {_fmt(in_shape)}; expected (B, 3, H, W)"
         )
     if len(out_shape) != 3:
         raise UnsupportedModelError(
-            f"{path.name}: output has shape {_fmt(out_shape)}; expected (B, 4+nc, anchors) "
+            f"{label}: output has shape {_fmt(out_shape)}; expected (B, 4+nc, anchors) "
             "(models with embedded NMS are not supported)"
         )
     names = _names(meta.get("names"))
     channels = out_shape[1]
     if names is not None and channels is not None and channels != 4 + len(names):
         raise UnsupportedModelError(
-            f"{path.name}: output has {channels} channels but the metadata lists {len(names)} classes; "
+            f"{label}: output has {channels} channels but the metadata lists {len(names)} classes; "
             "expected (B, 4+nc, anchors)"
         )
     if channels is not None and channels < 5:
-        raise UnsupportedModelError(f"{path.name}: output has shape {_fmt(out_shape)}; expected (B, 4+nc, anchors)")
+        raise UnsupportedModelError(f"{label}: output has shape {_fmt(out_shape)}; expected (B, 4+nc, anchors)")
     if names is None:
         if channels is None:
-            raise UnsupportedModelError(f"{path.name}: neither the metadata nor the output shape give the class count")
+            raise UnsupportedModelError(f"{label}: neither the metadata nor the output shape give the class count")
         names = {i: str(i) for i in range(channels - 4)}
         log.warning("%s has no class names in its metadata; using class ids as names", path.name)
     if elem not in ("float32", "float16"):
-        raise UnsupportedModelError(f"{path.name}: input element type {elem} is not supported; expected float32 or float16")
+        raise UnsupportedModelError(f"{label}: input element type {elem} is not supported; expected float32 or float16")
     h, w = in_shape[2], in_shape[3]
     dynamic = h is None or w is None
     stride = _literal(meta.get("stride", 32))

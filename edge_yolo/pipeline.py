@@ -1,18 +1,23 @@
 """The threaded detection pipeline behind `Detector.stream` and `edge-yolo detect`.
 
-    reader thread(s) ──frames──► pre+submit thread ──► backend async queue (N requests)
-                                                            │ callbacks, completion order
-    caller ◄── (frame, detections), source order ◄── reorder + postprocess ◄──┘
+    reader per source ──► lane (bounded) ─┐
+    reader per source ──► lane (bounded) ─┼─► scheduler: batch ready frames, pre, submit
+    reader per source ──► lane (bounded) ─┘            │ backend async queue (N requests)
+    caller ◄── (frame, detections) per source in order ◄── resequence + post (+ tracker) ◄──┘
 
-Decoding, pre-processing and inference overlap; the caller's own work (drawing, writing)
-overlaps with them too, because the pipeline keeps decoding and inferring while the caller
-handles a result. Every queue is bounded and a semaphore limits the frames alive at once, so
-memory stays flat on endless streams. Results come out in the order frames were read.
+Every source has its own reader thread and its own bounded lane: a file's reader waits when
+its lane is full, a webcam's lane drops its oldest frame instead (a camera does not wait).
+The scheduler gathers the frames that are ready in all lanes, round robin, into one backend
+call of up to the model's batch (a fixed-batch model's own batch, a dynamic one up to
+`max_batch`); a batch-1 model gets single-frame requests, as many in flight as the backend
+takes. Results come back per source in frame order, so a source that stalls, reconnects or
+dies holds up nobody else. Decoding, pre-processing, inference and the caller's own work
+overlap; a budget of frames alive at once keeps memory flat on endless streams.
 
 Usage::
 
-    for frame, detections in Detector("model.onnx").stream("video.mp4"):
-        print(frame.index, frame.time, len(detections))
+    for frame, detections in Detector("model.onnx").stream(["cam1.mp4", "rtsp://cam2/live"]):
+        print(frame.source, frame.index, frame.time, len(detections))
 
 `frame` is a `edge_yolo.sources.Frame` (`.image` BGR uint8, `.index`, `.time`, `.source`,
 `.path`, `.source_index`). Closing the generator (break, exception, Ctrl-C) stops the threads,
@@ -25,21 +30,25 @@ import logging
 import queue
 import threading
 import time
-from typing import Any, Iterator, Sequence
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
 from .errors import SourceError
-from .sources import Frame, Source, resolve_sources
+from .sources import Frame, Source, number_sources, resolve_sources
 from .summary import RunStats
 
 log = logging.getLogger(__name__)
 
 _POLL = 0.05
+_MAX_WAIT = 1.0  # seconds ready frames wait for a free request before being submitted anyway
+MAX_OPEN_FILES = 4
 
 
 class _End:
-    """Marks the end of one producer's frames (or of all results)."""
+    """Marks the end of all results."""
 
 
 class _Failure:
@@ -47,13 +56,50 @@ class _Failure:
         self.exc = exc
 
 
-class Pipeline:
-    """Runs `detector` over `sources`; iterate it for (Frame, Detections) in source order.
+@dataclass
+class _SourceEnd:
+    """A lane's last frame has been submitted: it ends once `total` results have been yielded."""
 
-    queue_size: frames waiting between reader and pre-processing. jobs: backend requests in
-    flight (None: the backend's optimal number). stats: a RunStats to fill (decode, pre,
-    infer, post); the caller may add its own stages to it. stop: an event that ends the
-    iteration early (checked while waiting for results, e.g. on a silent stream).
+    lane: int
+    total: int
+
+
+@dataclass
+class _Lane:
+    """One source's way through the pipeline: frames waiting for the scheduler, the sequence
+    numbers given to them, and results waiting for their turn."""
+
+    source: Source
+    capacity: int
+    frames: deque = field(default_factory=deque)
+    started: bool = False        # a reader took it
+    read_done: bool = False      # the reader finished (end, failure or stop)
+    end_sent: bool = False
+    submitted: int = 0           # next sequence number to give
+    next_out: int = 0            # next sequence number to yield
+    total: int | None = None     # frames submitted in all, once known
+    pending: dict[int, tuple[np.ndarray, Frame, Any]] = field(default_factory=dict)
+    tracker: Any = None
+    dropped: int = 0             # webcam frames dropped because the lane was full
+    ended: bool = False
+
+
+class Pipeline:
+    """Runs `detector` over `sources` at once; iterate it for (Frame, Detections), each source's
+    frames in their order (sources interleave as their results arrive).
+
+    queue_size: frames waiting per source between its reader and the scheduler. jobs: backend
+    requests in flight (None: the backend's optimal number). max_batch: frames per call to a
+    dynamic-batch model (default `detector.batch_size`, 8); a fixed-batch model takes its own
+    batch, padded when fewer frames are ready.
+    max_open_files: files read at once (the others wait their turn; live sources are always
+    read). tracker: None, a tracker (one source only), or a zero-argument factory called once
+    per source; its `update(detections, frame)` gets every frame of that source in order and
+    what it returns is yielded. on_source_end(source): called in the iterating thread once a
+    source's last result has been yielded (also for a source that failed, see `failed`).
+    stats: a RunStats to fill (decode, pre, infer, post, track); the caller may add its own
+    stages to it. stop: an event that ends the iteration early (checked while waiting for
+    results, e.g. on a silent stream).
     """
 
     def __init__(
@@ -64,53 +110,71 @@ class Pipeline:
         jobs: int | None = None,
         stats: RunStats | None = None,
         stop: threading.Event | None = None,
+        *,
+        max_batch: int | None = None,
+        max_open_files: int = MAX_OPEN_FILES,
+        tracker: Any = None,
+        on_source_end: Callable[[Source], None] | None = None,
     ) -> None:
         if not sources:
             raise SourceError("no source given")
         self.detector = detector
-        self.sources = list(sources)
+        self.sources = number_sources(list(sources))
         self.stats = stats if stats is not None else RunStats()
         self.failed: list[tuple[Source, BaseException]] = []
+        self._tracker_factory = _tracker_factory(tracker, len(self.sources))
+        self._on_source_end = on_source_end
         self._stop = threading.Event()
         self._external_stop = stop
-        self._frames: queue.Queue = queue.Queue(maxsize=max(1, queue_size))
-        self._done: queue.Queue = queue.Queue()
+        self._queue_size = max(1, queue_size)
+        self._lanes = [_Lane(s, self._queue_size) for s in self.sources]
+        self._cond = threading.Condition()
+        self._results: queue.Queue = queue.Queue()
         self._jobs = jobs
+        self._batch = _batch_limit(detector, max_batch)
+        self._max_open_files = max(1, max_open_files)
         self._threads: list[threading.Thread] = []
-        self._slots: threading.Semaphore | None = None
+        self._in_flight = 0      # backend requests submitted and not called back
+        self._alive = 0          # frames submitted and not yet yielded
+        self._budget = 0
+        self._job_limit = 1
+        self._rr = 0             # the lane the next batch starts with
         self._started = False
         self._closed = False
 
-    # -- producer side -------------------------------------------------------------------
-    def _put(self, q: queue.Queue, item: Any) -> bool:
+    @property
+    def dropped(self) -> dict[str, int]:
+        """Frames a webcam's lane dropped because the pipeline was slower than the camera."""
+        return {lane.source.name: lane.dropped for lane in self._lanes if lane.dropped}
+
+    # -- readers -------------------------------------------------------------------------
+    def _read_files(self, pending: deque) -> None:
         while not self._stop.is_set():
-            try:
-                q.put(item, timeout=_POLL)
-                return True
-            except queue.Full:
-                continue
-        return False
+            with self._cond:
+                if not pending:
+                    return
+                lane = pending.popleft()
+            self._read(lane)
 
-    def _read(self, sources: list[Source]) -> None:
+    def _read(self, lane: _Lane) -> None:
+        lane.started = True
         try:
-            for source in sources:
-                if self._stop.is_set():
-                    break
-                try:
-                    self._read_one(source)
-                except SourceError as exc:
-                    if len(self.sources) == 1:
-                        raise
-                    self.failed.append((source, exc))
-                    log.warning("%s; continuing with the other sources", exc)
+            self._read_one(lane)
+        except Exception as exc:  # noqa: BLE001 - a dead source ends its own lane only
+            if len(self.sources) == 1:
+                self._results.put(_Failure(exc))
+            else:
+                self.failed.append((lane.source, exc))
+                log.warning("%s; continuing with the other sources", _describe(exc))
         except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
-            self._put(self._frames, _Failure(exc))
+            self._results.put(_Failure(exc))
         finally:
-            for source in sources:  # those not reached when stopped early
-                source.close()
-            self._put(self._frames, _End())
+            with self._cond:
+                lane.read_done = True
+                self._cond.notify_all()
 
-    def _read_one(self, source: Source) -> None:
+    def _read_one(self, lane: _Lane) -> None:
+        source = lane.source
         it = iter(source)
         try:
             while not self._stop.is_set():
@@ -119,7 +183,7 @@ class Pipeline:
                 if frame is None:
                     break
                 self.stats.add("decode", time.perf_counter() - t0)
-                if not self._put(self._frames, frame):
+                if not self._push(lane, frame):
                     break
         finally:
             close = getattr(it, "close", None)
@@ -127,51 +191,106 @@ class Pipeline:
                 close()
             source.close()
 
-    def _submit(self, producers: int, aq: Any) -> None:
-        ended = 0
-        seq = 0
-        try:
-            while ended < producers:
-                try:
-                    item = self._frames.get(timeout=_POLL)
-                except queue.Empty:
-                    if self._stop.is_set():
-                        break
-                    continue
-                if isinstance(item, _End):
-                    ended += 1
-                    continue
-                if isinstance(item, _Failure):
-                    self._done.put(item)
+    def _push(self, lane: _Lane, frame: Frame) -> bool:
+        """Put a frame in its lane: a webcam drops its oldest frame, any other source waits for room."""
+        with self._cond:
+            while len(lane.frames) >= lane.capacity:
+                if self._stop.is_set():
+                    return False
+                if lane.source.kind == "webcam":  # a camera does not wait; a stream's own buffer does
+                    lane.frames.popleft()
+                    lane.dropped += 1
                     break
-                if not self._acquire_slot():
+                self._cond.wait(_POLL)
+            lane.frames.append(frame)
+            self._cond.notify_all()
+        return not self._stop.is_set()
+
+    # -- scheduler -----------------------------------------------------------------------
+    def _submit(self, aq: Any) -> None:
+        try:
+            while True:
+                batch = self._gather()
+                if not batch:
                     break
                 t0 = time.perf_counter()
-                inputs, metas = self.detector.preprocess([item.image])
+                inputs, metas = self.detector.preprocess([frame.image for _, _, frame in batch])
                 t1 = time.perf_counter()
-                self.stats.add("pre", t1 - t0)
-                aq.submit(inputs, (seq, item, metas[0], t1))
-                seq += 1
+                for _ in batch:
+                    self.stats.add("pre", (t1 - t0) / len(batch))
+                items = [(lane, seq, frame, meta) for (lane, seq, frame), meta in zip(batch, metas)]
+                aq.submit(inputs, (items, t1))
         except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
-            self._done.put(_Failure(exc))
+            self._results.put(_Failure(exc))
         finally:
             try:
                 aq.wait_all()
             finally:
-                self._done.put(_End())
+                self._results.put(_End())
 
-    def _acquire_slot(self) -> bool:
-        assert self._slots is not None
-        while not self._stop.is_set():
-            if self._slots.acquire(timeout=_POLL):
-                return True
-        return False
+    def _gather(self) -> list[tuple[int, int, Frame]]:
+        """Wait for a batch worth submitting: frames are ready and a request is free, or no
+        more frames can join (the batch is full, or every lane still reading is full), or
+        they waited _MAX_WAIT; then submitting waits inside the backend and surfaces a request
+        that failed without calling back. Returns [] when every source is done (or on stop)."""
+        since = time.monotonic()
+        with self._cond:
+            while not self._stop.is_set():
+                ready = sum(len(lane.frames) for lane in self._lanes)
+                room = min(self._batch, self._budget - self._alive)
+                full = ready >= room or self._saturated() or time.monotonic() - since > _MAX_WAIT
+                if ready and room > 0 and (self._in_flight < self._job_limit or full):
+                    batch = self._take(room)
+                    self._in_flight += 1
+                    self._alive += len(batch)
+                    self._send_ends()
+                    self._cond.notify_all()
+                    return batch
+                self._send_ends()
+                if all(lane.end_sent for lane in self._lanes):
+                    return []
+                self._cond.wait(_POLL)
+        return []
+
+    def _saturated(self) -> bool:
+        """No lane can add a frame now: each is full, done, or a file still waiting its turn."""
+        return all(lane.read_done or not lane.started or len(lane.frames) >= lane.capacity for lane in self._lanes)
+
+    def _take(self, room: int) -> list[tuple[int, int, Frame]]:
+        """Up to `room` ready frames, one per lane per round, starting from a rotating lane."""
+        batch: list[tuple[int, int, Frame]] = []
+        n = len(self._lanes)
+        order = [(self._rr + k) % n for k in range(n)]
+        self._rr = (self._rr + 1) % n
+        while len(batch) < room:
+            took = False
+            for i in order:
+                lane = self._lanes[i]
+                if lane.frames and len(batch) < room:
+                    batch.append((i, lane.submitted, lane.frames.popleft()))
+                    lane.submitted += 1
+                    took = True
+            if not took:
+                break
+        return batch
+
+    def _send_ends(self) -> None:
+        for i, lane in enumerate(self._lanes):
+            if lane.read_done and not lane.frames and not lane.end_sent:
+                lane.end_sent = True
+                self._results.put(_SourceEnd(i, lane.submitted))
 
     def _on_result(self, output0: np.ndarray, userdata: Any) -> None:
-        seq, frame, meta, t_submit = userdata
-        self.stats.add("infer", time.perf_counter() - t_submit)
+        items, t_submit = userdata
+        elapsed = time.perf_counter() - t_submit
         # The backend may reuse its output buffer for the next request.
-        self._done.put((seq, np.array(output0, copy=True), frame, meta))
+        out = np.array(output0, copy=True)
+        for _ in items:
+            self.stats.add("infer", elapsed)
+        self._results.put((items, out))
+        with self._cond:
+            self._in_flight -= 1
+            self._cond.notify_all()
 
     # -- consumer side -------------------------------------------------------------------
     def start(self) -> None:
@@ -180,41 +299,28 @@ class Pipeline:
             return
         self._started = True
         aq = self.detector.backend.async_queue(self._on_result, self._jobs)
-        # Frames alive at once: requests in flight plus one queue's worth waiting for the caller.
-        in_flight = aq.jobs
-        self._slots = threading.Semaphore(int(in_flight) + self._frames.maxsize)
-        groups = [[s for s in self.sources if not s.live]] + [[s] for s in self.sources if s.live]
-        groups = [g for g in groups if g]
-        for i, group in enumerate(groups):
-            self._threads.append(threading.Thread(target=self._read, args=(group,), name=f"read-{i}", daemon=True))
-        self._threads.append(threading.Thread(target=self._submit, args=(len(groups), aq), name="submit", daemon=True))
+        self._job_limit = max(1, int(aq.jobs))
+        # Frames alive at once: full requests in flight plus one lane's worth waiting for the caller.
+        self._budget = self._job_limit * self._batch + self._queue_size
+        files = deque(lane for lane in self._lanes if not lane.source.live)
+        for i, lane in enumerate(lane for lane in self._lanes if lane.source.live):
+            self._threads.append(threading.Thread(target=self._read, args=(lane,), name=f"read-live-{i}", daemon=True))
+        for i in range(min(self._max_open_files, len(files))):
+            self._threads.append(threading.Thread(target=self._read_files, args=(files,), name=f"read-files-{i}",
+                                                  daemon=True))
+        self._threads.append(threading.Thread(target=self._submit, args=(aq,), name="submit", daemon=True))
+        for source in self.sources:  # the summary lists sources in their order, those without frames too
+            self.stats.per_source.setdefault(source.name, 0)
         self.stats.started = time.perf_counter()
         for t in self._threads:
             t.start()
 
     def __iter__(self) -> Iterator[tuple[Frame, Any]]:
         self.start()
-        pending: dict[int, tuple[np.ndarray, Frame, Any]] = {}
-        next_seq = 0
-        finished = False
         try:
             while True:
-                if next_seq in pending:
-                    output0, frame, meta = pending.pop(next_seq)
-                    next_seq += 1
-                    t0 = time.perf_counter()
-                    detections = self.detector.postprocess(output0, [meta])[0]
-                    detections.frame_index, detections.path = frame.index, frame.path
-                    self.stats.add("post", time.perf_counter() - t0)
-                    self.stats.frame_done()
-                    yield frame, detections
-                    assert self._slots is not None
-                    self._slots.release()
-                    continue
-                if finished:
-                    break
                 try:
-                    item = self._done.get(timeout=_POLL)
+                    item = self._results.get(timeout=_POLL)
                 except queue.Empty:
                     if self._external_stop is not None and self._external_stop.is_set():
                         break
@@ -222,12 +328,47 @@ class Pipeline:
                 if isinstance(item, _Failure):
                     raise item.exc
                 if isinstance(item, _End):
-                    finished = True
+                    break
+                if isinstance(item, _SourceEnd):
+                    lane = self._lanes[item.lane]
+                    lane.total = item.total
+                    yield from self._drain(lane)
                     continue
-                seq, output0, frame, meta = item
-                pending[seq] = (output0, frame, meta)
+                items, out = item
+                for k, (i, seq, frame, meta) in enumerate(items):
+                    self._lanes[i].pending[seq] = (out[k : k + 1], frame, meta)
+                for i in dict.fromkeys(i for i, _, _, _ in items):
+                    yield from self._drain(self._lanes[i])
         finally:
             self.close()
+
+    def _drain(self, lane: _Lane) -> Iterator[tuple[Frame, Any]]:
+        """Yield the lane's results that are next in its order; report its end once reached."""
+        while lane.next_out in lane.pending:
+            output0, frame, meta = lane.pending.pop(lane.next_out)
+            lane.next_out += 1
+            t0 = time.perf_counter()
+            detections = self.detector.postprocess(output0, [meta])[0]
+            detections.frame_index, detections.path = frame.index, frame.path
+            t1 = time.perf_counter()
+            self.stats.add("post", t1 - t0)
+            if self._tracker_factory is not None:
+                if lane.tracker is None:
+                    lane.tracker = self._tracker_factory()
+                detections = lane.tracker.update(detections, frame)
+                self.stats.add("track", time.perf_counter() - t1)
+            self.stats.frame_done(lane.source.name)
+            yield frame, detections
+            with self._cond:
+                self._alive -= 1
+                self._cond.notify_all()
+        if lane.total is not None and lane.next_out == lane.total and not lane.ended:
+            lane.ended = True
+            if lane.dropped:
+                log.warning("%s: dropped %d frames (the pipeline was slower than the source)",
+                            lane.source.name, lane.dropped)
+            if self._on_source_end is not None:
+                self._on_source_end(lane.source)
 
     def close(self) -> None:
         """Stop reading, finish in-flight requests, join the threads, release the sources."""
@@ -239,13 +380,45 @@ class Pipeline:
             stop = getattr(source, "stop", None)
             if stop is not None:
                 stop.set()
-        if not self._started:
-            for source in self.sources:
-                source.close()
+        with self._cond:
+            self._cond.notify_all()
         for t in self._threads:
             # A reader blocked on a hung network read is left behind (daemon) rather than hang here.
             t.join(timeout=5.0 if t.name.startswith("read") else None)
+        for lane in self._lanes:
+            if not lane.started:  # a file whose turn never came
+                lane.source.close()
+        self.stats.dropped.update(self.dropped)
         self.stats.stop()
+
+
+def _batch_limit(detector: Any, max_batch: int | None) -> int:
+    """Frames per backend call: a fixed-batch model's batch, else `max_batch` or the detector's."""
+    if max_batch is not None and max_batch < 1:
+        raise SourceError(f"max_batch must be at least 1, got {max_batch}")
+    fixed = getattr(getattr(detector.backend, "input_spec", None), "batch", None)
+    if fixed:
+        return int(fixed)
+    return int(max_batch or getattr(detector, "batch_size", 1) or 1)
+
+
+def _tracker_factory(tracker: Any, sources: int) -> Callable[[], Any] | None:
+    """A factory giving each source its tracker: `tracker` itself when it is one (a class or
+    a function), or one returning a single tracker instance (only for one source)."""
+    if tracker is None:
+        return None
+    if hasattr(tracker, "update") and not isinstance(tracker, type):
+        if sources > 1:
+            raise ValueError("one tracker instance cannot follow several sources; pass a factory "
+                             "(a function returning a new tracker) to give each source its own")
+        return lambda: tracker
+    if not callable(tracker):
+        raise TypeError(f"tracker must be a tracker (with .update) or a factory making one, got {type(tracker).__name__}")
+    return tracker
+
+
+def _describe(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, SourceError) else f"source failed: {type(exc).__name__}: {exc}"
 
 
 def stream(
@@ -256,11 +429,19 @@ def stream(
     queue_size: int = 2,
     jobs: int | None = None,
     stats: RunStats | None = None,
+    max_batch: int | None = None,
+    max_open_files: int = MAX_OPEN_FILES,
+    tracker: Any = None,
+    on_source_end: Callable[[Source], None] | None = None,
 ) -> Iterator[tuple[Frame, Any]]:
-    """Yield (Frame, Detections) for every frame of `source`, pipelined, in order.
+    """Yield (Frame, Detections) for every frame of `source`, pipelined, each source in order.
 
     `source` is anything `edge_yolo.sources.resolve_sources` accepts (path, glob, directory,
-    video, webcam index, stream URL, .txt list, or a list of those) or a list of Source objects.
+    video, webcam index, stream URL, .txt list, or a list of those) or a list of Source
+    objects. Several sources run at once through shared backend calls; `frame.source_index`
+    and `frame.source` tell them apart. `tracker` (a kind such as "bytetrack", an
+    `edge_yolo.tracking.ObjectTracker`, or a `SourceTrackers`) tracks each source's
+    detections: they come with `tracker_id` set. See `Pipeline` for the other arguments.
     """
     if isinstance(source, Source):
         sources: list[Source] = [source]
@@ -268,4 +449,13 @@ def stream(
         sources = list(source)
     else:
         sources = resolve_sources(source, vid_stride=vid_stride)
-    yield from Pipeline(detector, sources, queue_size=queue_size, jobs=jobs, stats=stats)
+    results: Iterator[tuple[Frame, Any]] = iter(Pipeline(
+        detector, sources, queue_size=queue_size, jobs=jobs, stats=stats, max_batch=max_batch,
+        max_open_files=max_open_files, on_source_end=on_source_end))
+    if tracker is not None:
+        from .tracking import SourceTrackers, source_frame_rates, track_frames
+
+        if not isinstance(tracker, SourceTrackers):
+            tracker = SourceTrackers(tracker, source_frame_rates(sources))
+        results = track_frames(results, tracker)
+    yield from results

@@ -36,6 +36,11 @@ class Progress:
         if self._bar is not None:
             self._bar.update(n)
 
+    def write(self, line: str) -> None:
+        """Print a line on stderr above the bar (nothing when disabled)."""
+        if self._bar is not None:
+            self._bar.write(line, file=sys.stderr)
+
     def close(self) -> None:
         if self._bar is None:
             return

@@ -229,19 +229,22 @@ def write_image(path: str | Path, image: np.ndarray) -> Path:
     return path
 
 
-def frame_record(frame: Any, detections: Any, image_name: str | None = None) -> dict[str, Any]:
-    """The JSON-lines record of one frame: frame, time, (image,) detections. `image` is
-    `image_name` when given (the output's name), else the image file's name."""
+def frame_record(frame: Any, detections: Any, image_name: str | None = None,
+                 extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The JSON-lines record of one frame: frame, time, (image,) detections, then `extra`'s
+    keys. `image` is `image_name` when given (the output's name), else the image file's name."""
     record: dict[str, Any] = {"frame": int(frame.index), "time": round(float(frame.time), 6)}
     if getattr(frame, "path", None) is not None:
         record["image"] = image_name or frame.path.name
     record["detections"] = detections.to_dict()["detections"]
+    if extra:
+        record.update(extra)
     return record
 
 
-class JsonlWriter:
-    """One JSON object per line, each written to the file whole; a line that cannot be
-    written completely (a full disk) is cut off again, so the file ends with a whole line."""
+class _AppendOnlyText:
+    """A text file written in whole pieces: a piece that cannot be written completely (a
+    full disk) is cut off again, so the file always ends where a whole piece ended."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -251,12 +254,10 @@ class JsonlWriter:
         except OSError as exc:
             raise write_error(self.path, exc) from exc
         self._size = 0
-        self.lines = 0
 
-    def write(self, frame: Any, detections: Any, image_name: str | None = None) -> None:
-        """Append the record of one frame (see `frame_record`)."""
-        assert self._file is not None, "JsonlWriter is closed"
-        data = memoryview((json.dumps(frame_record(frame, detections, image_name)) + "\n").encode())
+    def _append(self, text: str) -> None:
+        assert self._file is not None, f"{type(self).__name__} is closed"
+        data = memoryview(text.encode())
         try:
             done = 0
             while done < len(data):  # a raw write may be partial
@@ -266,7 +267,6 @@ class JsonlWriter:
             self._file.seek(self._size)
             raise write_error(self.path, exc) from exc
         self._size += len(data)
-        self.lines += 1
 
     def close(self) -> None:
         if self._file is not None:
@@ -274,23 +274,60 @@ class JsonlWriter:
             self._file = None
 
 
-class TxtLabelWriter:
-    """YOLO-format labels: `class cx cy w h conf`, normalised to the image size.
+class JsonlWriter(_AppendOnlyText):
+    """One JSON object per line, each line written whole (see `_AppendOnlyText`)."""
 
-    Image frames go to `<dir>/<image stem>.txt`, video/stream frames to `<dir>/<name>_<frame>.txt`.
+    def __init__(self, path: str | Path) -> None:
+        super().__init__(path)
+        self.lines = 0
+
+    def write(self, frame: Any, detections: Any, image_name: str | None = None,
+              extra: dict[str, Any] | None = None) -> None:
+        """Append the record of one frame (see `frame_record`)."""
+        self._append(json.dumps(frame_record(frame, detections, image_name, extra)) + "\n")
+        self.lines += 1
+
+
+class MotWriter(_AppendOnlyText):
+    """Tracks as MOTChallenge text: `frame,id,x,y,w,h,conf,-1,-1,-1` per box, frame 1-based.
+
+    The frame number is the frame's position in its video plus one (so it stays true with a
+    vid_stride); only tracked boxes (tracker_id set) are written, each frame's rows whole.
     """
 
-    def __init__(self, directory: str | Path) -> None:
+    def write(self, frame: Any, detections: Any) -> None:
+        """Append one frame's tracked boxes."""
+        if detections.tracker_id is None or not len(detections):
+            return
+        n = int(frame.index) + 1
+        self._append("".join(
+            f"{n},{int(tid)},{x1:.2f},{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},{float(c):.4f},-1,-1,-1\n"
+            for (x1, y1, x2, y2), c, tid in zip(detections.xyxy.tolist(), detections.confidence,
+                                                 detections.tracker_id)))
+
+
+def frame_stem(frame: Any) -> str:
+    """The file stem of one frame's label file or crops: the image's stem for image files,
+    `<source>_<n>` for video and stream frames, n the 1-based frame number (as Ultralytics
+    names them)."""
+    return frame.path.stem if getattr(frame, "path", None) is not None else f"{frame.source}_{frame.index + 1}"
+
+
+class TxtLabelWriter:
+    """YOLO-format labels, `class cx cy w h` normalised to the image size (reusable as training
+    labels), with a sixth column `conf` when `save_conf`. One file per frame, named by `frame_stem`.
+    """
+
+    def __init__(self, directory: str | Path, save_conf: bool = False) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
+        self.save_conf = save_conf
         self.files = 0
 
     def write(self, frame: Any, detections: Any, stem: str | None = None) -> Path:
         """Write one frame's label file, whole or not at all; `stem` overrides its name."""
-        if stem is None:
-            stem = frame.path.stem if getattr(frame, "path", None) is not None else f"{frame.source}_{frame.index}"
-        lines = detections.yolo_lines(shape=frame.image.shape[:2])
-        path = self.directory / f"{stem}.txt"
+        lines = detections.yolo_lines(save_conf=self.save_conf, shape=frame.image.shape[:2])
+        path = self.directory / f"{stem or frame_stem(frame)}.txt"
         write_file_atomic(path, "".join(line + "\n" for line in lines).encode())
         self.files += 1
         return path
@@ -330,6 +367,34 @@ def image_output_stems(paths: Iterable[Path]) -> dict[Path, str]:
     return stems
 
 
+class CropWriter:
+    """Each detected box cut from the original frame: `<dir>/<class name>/<frame stem>_<k>.jpg`,
+    k the 1-based position of the detection in its frame (the line of its label file)."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+        self.files = 0
+
+    def write(self, frame: Any, detections: Any, stem: str | None = None) -> list[Path]:
+        """Write the crops of one frame; `stem` overrides the frame's stem in their names."""
+        h, w = frame.image.shape[:2]
+        stem, paths = stem or frame_stem(frame), []
+        for k, (box, cls) in enumerate(zip(np.asarray(detections.xyxy).reshape(-1, 4), detections.class_id), 1):
+            x1, y1 = max(int(np.floor(box[0])), 0), max(int(np.floor(box[1])), 0)
+            x2, y2 = min(int(np.ceil(box[2])), w), min(int(np.ceil(box[3])), h)
+            if x2 <= x1 or y2 <= y1:
+                continue
+            name = _safe_name(detections.names.get(int(cls), str(int(cls))))
+            paths.append(write_image(self.directory / name / f"{stem}_{k}.jpg", frame.image[y1:y2, x1:x2]))
+        self.files += len(paths)
+        return paths
+
+
+def _safe_name(name: str) -> str:
+    """A class name usable as a directory name."""
+    return "".join(c if c.isalnum() or c in "-_. " else "_" for c in name).strip(" .") or "class"
+
+
 def next_run_dir(root: str | Path = "runs/detect") -> Path:
     """`root/<n>` for the smallest n ≥ 1 not taken yet (not created here)."""
     root = Path(root)
@@ -340,13 +405,15 @@ def next_run_dir(root: str | Path = "runs/detect") -> Path:
 
 
 class SourceOutputs:
-    """Everything written for one source: annotated media, JSON lines, label files.
+    """Everything written for one source: annotated media, JSON lines, label files, crops.
 
     Video and live sources get `<dir>/<name>.mp4`; image sources get `<dir>/<file name>`, or
     `<dir>/<stem from stems><suffix>` when `stems` names the file (see image_output_stems:
-    files of a run with the same name must not overwrite each other). `<dir>/<name>.jsonl` and
-    `<dir>/labels/` come with save_json / save_txt. Writers open on the first frame (a video
-    needs its size) and `close()` finalises them.
+    files of a run with the same name must not overwrite each other). `<dir>/<name>.jsonl`,
+    `<dir>/labels/` and `<dir>/crops/` come with save_json / save_txt / save_crop (`save_conf`
+    adds the confidence to the labels), `<dir>/mot/<name>.txt` (MOTChallenge tracks) with
+    save_mot. Writers open on the first frame (a video needs its size) and `close()` finalises
+    them.
     """
 
     def __init__(
@@ -358,6 +425,9 @@ class SourceOutputs:
         save_txt: bool,
         on_encoded: Any = None,
         stems: dict[Path, str] | None = None,
+        save_conf: bool = False,
+        save_crop: bool = False,
+        save_mot: bool = False,
     ) -> None:
         self.directory = directory
         self.stems = stems or {}
@@ -365,14 +435,20 @@ class SourceOutputs:
         self.save_media = save_media
         self.save_json = save_json
         self.save_txt = save_txt
+        self.save_conf = save_conf
+        self.save_mot = save_mot
         self.on_encoded = on_encoded
         self.video: VideoWriter | None = None
         self.jsonl: JsonlWriter | None = None
         self.labels: TxtLabelWriter | None = None
+        self.crops: CropWriter | None = CropWriter(directory / "crops") if save_crop else None
+        self.mot: MotWriter | None = None
         self.paths: list[Path] = []
 
-    def write(self, frame: Any, detections: Any, annotated: np.ndarray | None) -> None:
-        """Write one frame's outputs (`annotated` is the drawn image, needed when saving media)."""
+    def write(self, frame: Any, detections: Any, annotated: np.ndarray | None,
+              extra: dict[str, Any] | None = None) -> None:
+        """Write one frame's outputs (`annotated` is the drawn image, needed when saving media;
+        `extra` adds keys to the frame's JSON line)."""
         stem = None if frame.path is None else self.stems.get(frame.path, frame.path.stem)
         image_name = None if frame.path is None else f"{stem}{frame.path.suffix}"
         if self.save_media and annotated is not None:
@@ -390,12 +466,19 @@ class SourceOutputs:
             if self.jsonl is None:
                 self.jsonl = JsonlWriter(self.directory / f"{self.source.name}.jsonl")
                 self.paths.append(self.jsonl.path)
-            self.jsonl.write(frame, detections, image_name)
+            self.jsonl.write(frame, detections, image_name, extra)
+        if self.save_mot:
+            if self.mot is None:
+                self.mot = MotWriter(self.directory / "mot" / f"{self.source.name}.txt")
+                self.paths.append(self.mot.path)
+            self.mot.write(frame, detections)
         if self.save_txt:
             if self.labels is None:
-                self.labels = TxtLabelWriter(self.directory / "labels")
+                self.labels = TxtLabelWriter(self.directory / "labels", self.save_conf)
                 self.paths.append(self.labels.directory)
             self.labels.write(frame, detections, stem)
+        if self.crops is not None:
+            self.crops.write(frame, detections, stem)
 
     def close(self) -> None:
         """Finalise every writer (the video's container index included); safe to call twice."""
@@ -403,5 +486,6 @@ class SourceOutputs:
             if self.video is not None:
                 self.video.close()
         finally:
-            if self.jsonl is not None:
-                self.jsonl.close()
+            for writer in (self.jsonl, self.mot):
+                if writer is not None:
+                    writer.close()

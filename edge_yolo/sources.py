@@ -257,11 +257,14 @@ def _open_capture(target: str | int) -> Capture:
 
 
 class LiveSource(Source):
-    """A webcam or a network stream. When it drops, it reconnects with exponential back-off
-    (`backoff` seconds doubling up to `max_backoff`), at most `reconnects` times in a row;
-    then it ends with one warning line. Every failed connection attempt is reported as a
-    warning saying what was tried (a silent server otherwise looks like a hang: each attempt
-    waits up to STREAM_TIMEOUT_S). `opener` makes the capture (tests inject their own).
+    """A webcam or a network stream. A stream is opened with up to `reconnects` retries; a
+    webcam that does not open fails at once. When either drops, it reconnects with exponential
+    back-off (`backoff` seconds doubling up to `max_backoff`), at most `reconnects` times in a
+    row; then it ends with one warning line. Every failed connection attempt of a retried open
+    is reported as a warning saying what was tried (a silent server otherwise looks like a
+    hang: each attempt waits up to STREAM_TIMEOUT_S). A read or open that raises (a device
+    error) counts as a drop or a failed attempt. `opener` makes the capture (tests inject
+    their own).
     `stop` (a threading.Event) ends the source early, e.g. when the pipeline closes."""
 
     live = True
@@ -285,10 +288,12 @@ class LiveSource(Source):
         self.max_backoff = max_backoff
         self.stop = threading.Event()
         self.reconnect_count = 0
+        self.lost = False        # True once it dropped and every reconnect failed
         self._capture: Capture | None = None
 
     def _connect(self, attempts: int) -> Capture | None:
-        """Open the capture, up to `attempts` times with back-off; None when every attempt failed."""
+        """Open the capture, up to `attempts` times with back-off (each retry announced with a
+        warning); None when every attempt failed."""
         delay = self.backoff
         for attempt in range(attempts):
             if attempt and self.stop.wait(delay):
@@ -296,41 +301,57 @@ class LiveSource(Source):
             if self.stop.is_set():
                 return None
             started = time.monotonic()
-            capture = self.opener(self.target)
-            if capture.isOpened():
+            try:
+                capture: Capture | None = self.opener(self.target)
+            except Exception as exc:  # noqa: BLE001 - a device that errors on open is a failed attempt
+                log.debug("opening %s %s failed: %s", self.kind, self.target, exc)
+                capture = None
+            if capture is not None and capture.isOpened():
                 get = getattr(capture, "get", None)
                 fps = get(cv2.CAP_PROP_FPS) if get else 0
                 self.fps = fps if fps and 0 < fps < 1000 else self.fps
                 return capture
-            capture.release()
+            if capture is not None:
+                capture.release()
             delay = min(delay * 2, self.max_backoff)
-            if not self.stop.is_set():
+            if attempts > 1 and not self.stop.is_set():
                 retry = f"retrying in {delay:g} s" if attempt + 1 < attempts else "no attempts left"
                 log.warning("cannot open %s %s: failed after %.1f s (attempt %d of %d); %s", self.kind,
                             self.target, time.monotonic() - started, attempt + 1, attempts, retry)
         return None
 
     def __iter__(self) -> Iterator[Frame]:
-        capture = self._connect(1 + self.reconnects)
+        if self.kind == "webcam":   # a local device is there or not: retrying the first open only delays the error
+            capture = self._connect(1)
+            failure = f"cannot open webcam {self.target}: no camera with that index, or it is in use"
+        else:
+            capture = self._connect(1 + self.reconnects)
+            failure = f"cannot open stream {self.target} (tried {1 + self.reconnects} times)"
         if capture is None:
             self._capture = None
             if not self.stop.is_set():
-                raise SourceError(f"cannot open {self.kind} {self.target} (tried {1 + self.reconnects} times)")
+                raise SourceError(failure)
             return
         self._capture = capture
         start = time.monotonic()
         i = 0
         try:
             while not self.stop.is_set():
-                ok, image = capture.read()
+                try:
+                    ok, image = capture.read()
+                except Exception as exc:  # noqa: BLE001 - a device error (unplugged camera) is a drop
+                    log.debug("%s %s read failed: %s", self.kind, self.target, exc)
+                    ok, image = False, None
                 if not ok or image is None:
                     capture.release()
                     self.reconnect_count += 1
-                    log.debug("%s %s dropped; reconnecting", self.kind, self.target)
+                    if not self.stop.is_set():
+                        log.warning("%s %s dropped; reconnecting", self.kind, self.target)
                     capture = self._connect(self.reconnects)
                     self._capture = capture
                     if capture is None:
                         if not self.stop.is_set():
+                            self.lost = True
                             log.warning("%s %s lost; gave up after %d reconnect attempts", self.kind, self.target, self.reconnects)
                         return
                     continue
@@ -478,6 +499,12 @@ def resolve_sources(spec: str | int | Path | Sequence[str | int | Path], vid_str
     sources: list[Source] = []
     for s in specs:
         sources += _resolve_one(s, vid_stride, None)
+    return number_sources(sources)
+
+
+def number_sources(sources: list[Source]) -> list[Source]:
+    """Set each source's `source_index` to its position and make names unique (`video`,
+    `video_2`, ...), since names name the outputs; returns `sources`."""
     names: dict[str, int] = {}
     for i, source in enumerate(sources):
         source.source_index = i

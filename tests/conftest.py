@@ -119,3 +119,14 @@ def match_fraction():
 def reference_rect() -> dict:
     """Ultralytics predict with the .pt (minimal stride-32 rectangle, 480x640 here), conf 0.25, iou 0.7."""
     return json.loads((SHAPES / "reference_pt_rect.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def triton_repository(tmp_path_factory: pytest.TempPathFactory, shapes_pt: Path) -> Path:
+    """shapes_pt exported as a Triton model repository: model `shapes`, onnxruntime backend on CPU
+    instances, max batch 8 (verified on export)."""
+    from converters.export_triton import export_triton
+
+    repository = tmp_path_factory.mktemp("triton") / "model_repository"
+    export_triton(shapes_pt, output=repository, name="shapes", instance_kind="cpu")
+    return repository

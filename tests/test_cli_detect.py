@@ -183,7 +183,7 @@ def test_bad_input_is_one_error_line(case: str, message: str, tmp_path: Path, ul
         extra = ["--device", "quantum"]
     elif case == "bad classes":
         extra = ["--classes", "circle"]
-    elif case == "show without a GUI":  # this project installs opencv-python-headless
+    elif case == "show without a GUI":  # no display here (and possibly a headless OpenCV)
         extra = ["--show"]
     args = ["detect", source, "-o", tmp_path / "run"] + ([] if case == "no model" else ["--model", model]) + extra
     code, out, err = run_cli(args, capfd)

@@ -23,7 +23,7 @@ def test_export_onnx_next_to_checkpoint(shapes_pt: Path, tmp_path: Path) -> None
     shutil.copy(shapes_pt, ckpt)
     result = _run(ckpt, "--format", "onnx", "--imgsz", "256,320")
     assert result.returncode == 0, result.stderr
-    out = tmp_path / "best.onnx"
+    out = tmp_path / "best_256x320.onnx"     # not the training size (320x320): named by variant
     assert out.is_file()
     assert f"exported {out}" in result.stdout
     assert "verified against torch: max |Δ|" in result.stdout
@@ -54,8 +54,8 @@ def test_errors_are_one_line(args: list[str], message: str, shapes_pt: Path, tmp
 def test_format_is_a_fixed_choice_and_help_lists_it(shapes_pt: Path, tmp_path: Path) -> None:
     result = _run(shapes_pt, "--format", "tflite", "--output", tmp_path / "x.onnx")
     assert result.returncode == 2 and result.stderr.strip().splitlines() == [
-        "error: Invalid value for '--format': 'tflite' is not one of 'onnx', 'openvino'. (see: edge-yolo export --help)"]
-    assert "[onnx|openvino]" in _run("--help").stdout
+        "error: Invalid value for '--format': 'tflite' is not one of 'onnx', 'openvino', 'triton'. (see: edge-yolo export --help)"]
+    assert "[onnx|openvino|triton]" in _run("--help").stdout
 
 
 def test_plain_torch_model_is_named_not_yolo(tmp_path: Path) -> None:

@@ -210,8 +210,9 @@ def test_pt_exports_onnx_once_and_reuses_it(pt_copy: Path, val_images: list[Path
 
 
 def dynamic_onnx(path: Path, meta: dict[str, str], batch: int | str = "batch") -> Path:
-    """A small real network with dynamic batch/height/width: a 1x1 conv to 4+2 channels,
-    flattened to (B, 6, H*W). Only its shapes matter here, not what it detects."""
+    """A small real network with dynamic batch/height/width: a 1x1 conv to 4+2 channels and a
+    sigmoid (scores must lie in [0, 1]), flattened to (B, 6, H*W). Only its shapes matter
+    here, not what it detects."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -219,7 +220,8 @@ def dynamic_onnx(path: Path, meta: dict[str, str], batch: int | str = "batch") -
     shape = numpy_helper.from_array(np.array([0, 6, -1], np.int64), "shape")
     graph = helper.make_graph(
         [helper.make_node("Conv", ["images", "w"], ["conv"]),
-         helper.make_node("Reshape", ["conv", "shape"], ["output0"])],
+         helper.make_node("Sigmoid", ["conv"], ["score"]),
+         helper.make_node("Reshape", ["score", "shape"], ["output0"])],
         "dynamic",
         [helper.make_tensor_value_info("images", TensorProto.FLOAT, [batch, 3, "height", "width"])],
         [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [batch, 6, "anchors"])],

@@ -33,3 +33,15 @@ def test_embed_in_app_falls_back_to_the_bundled_video(tmp_path: Path) -> None:
     assert "backend: openvino CPU" in proc.stdout  # chosen at run time: no GPU here
     assert "no camera 0 here; using the bundled video instead" in proc.stdout
     assert "12 frames at" in proc.stdout
+
+
+def test_multi_stream_example_writes_one_file_per_source(tmp_path: Path) -> None:
+    proc = run("multi_stream.py", "--vid-stride", "25", "--output-dir", "out", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    for name in ("video", "video_2"):
+        records = [json.loads(line) for line in (tmp_path / "out" / f"{name}.jsonl").read_text().splitlines()]
+        assert [r["frame"] for r in records] == list(range(0, 150, 25))
+        assert f"{name}: 6 frames -> out/{name}.jsonl" in proc.stdout
+    first = (tmp_path / "out" / "video.jsonl").read_text()
+    assert first == (tmp_path / "out" / "video_2.jsonl").read_text()  # same video, same detections
+    assert sum(len(json.loads(line)["detections"]) for line in first.splitlines()) > 0

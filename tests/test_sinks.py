@@ -97,12 +97,18 @@ def test_yolo_txt_labels(tmp_path: Path) -> None:
     writer = TxtLabelWriter(tmp_path / "labels")
     by_path = writer.write(SimpleNamespace(image=image, path=Path("a/photo.jpg"), source="imgs", index=0), dets)
     by_frame = writer.write(SimpleNamespace(image=image, path=None, source="clip", index=42), dets[[]])
-    assert by_path.name == "photo.txt" and by_frame.name == "clip_42.txt"
-    assert by_path.read_text().splitlines() == [
+    assert by_path.name == "photo.txt" and by_frame.name == "clip_43.txt"   # frame numbers 1-based
+    assert by_path.read_text().splitlines() == [     # training labels: no confidence by default
+        "2 0.200000 0.200000 0.200000 0.200000",
+        "0 0.500000 0.500000 1.000000 1.000000",
+    ]
+    assert by_frame.read_text() == ""
+    with_conf = TxtLabelWriter(tmp_path / "conf", save_conf=True)
+    path = with_conf.write(SimpleNamespace(image=image, path=Path("photo.jpg"), source="imgs", index=0), dets)
+    assert path.read_text().splitlines() == [
         "2 0.200000 0.200000 0.200000 0.200000 0.500000",
         "0 0.500000 0.500000 1.000000 1.000000 0.250000",
     ]
-    assert by_frame.read_text() == ""
 
 
 def test_next_run_dir(tmp_path: Path) -> None:

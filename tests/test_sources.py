@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 from itertools import islice
 from pathlib import Path
@@ -192,16 +193,47 @@ def test_live_source_reconnects_then_gives_up(val_images: list[Path], caplog: py
     assert all(f.source == src.name for f in frames)
     assert len(attempts) == 1 + 2 + 2  # first open, 1 failed + 1 good retry, then 2 failed retries
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert [w.split(": failed after")[0] for w in warnings[:-1]] == ["cannot open stream rtsp://cam/1"] * 3
-    assert [w.split("(")[-1] for w in warnings[:-1]] == [
-        "attempt 1 of 2); retrying in 0.02 s", "attempt 1 of 2); retrying in 0.02 s", "attempt 2 of 2); no attempts left"]
-    assert warnings[-1] == "stream rtsp://cam/1 lost; gave up after 2 reconnect attempts"
+    warnings = [re.sub(r"failed after [0-9.]+ s", "failed after T s", w) for w in warnings]
+    dropped = "stream rtsp://cam/1 dropped; reconnecting"
+    retry = "cannot open stream rtsp://cam/1: failed after T s (attempt 1 of 2); retrying in 0.02 s"
+    last = "cannot open stream rtsp://cam/1: failed after T s (attempt 2 of 2); no attempts left"
+    assert warnings == [dropped, retry, dropped, retry, last,
+                        "stream rtsp://cam/1 lost; gave up after 2 reconnect attempts"]
+    assert src.lost
 
 
 def test_live_source_that_never_opens_raises(tmp_path: Path) -> None:
     src = LiveSource("rtsp://nowhere/x", opener=lambda t: Closed(), reconnects=1, backoff=0.01)
     with pytest.raises(SourceError, match="cannot open stream rtsp://nowhere/x"):
         list(src)
+
+
+def test_unreachable_stream_says_what_it_retries(caplog: pytest.LogCaptureFixture) -> None:
+    """A real connection attempt (OpenCV's FFmpeg) to a closed local port, with short back-off."""
+    url = "rtsp://127.0.0.1:9/none"
+    src = LiveSource(url, reconnects=2, backoff=0.01)
+    with caplog.at_level(logging.WARNING), pytest.raises(SourceError, match=f"cannot open stream {url} \\(tried 3 times\\)"):
+        list(src)
+    warnings = [re.sub(r"failed after [0-9.]+ s", "failed after T s", r.getMessage())
+                for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [f"cannot open stream {url}: failed after T s (attempt 1 of 3); retrying in 0.02 s",
+                        f"cannot open stream {url}: failed after T s (attempt 2 of 3); retrying in 0.04 s",
+                        f"cannot open stream {url}: failed after T s (attempt 3 of 3); no attempts left"]
+
+
+def test_missing_webcam_fails_at_once_without_retries(caplog: pytest.LogCaptureFixture) -> None:
+    """A camera that does not open (a stand-in: no webcam can be attached here) is tried once."""
+    attempts: list[str | int] = []
+
+    def opener(target: str | int) -> Closed:
+        attempts.append(target)
+        return Closed()
+
+    src = LiveSource(3, opener=opener, reconnects=5, backoff=10.0)
+    with caplog.at_level(logging.WARNING), pytest.raises(
+            SourceError, match="^cannot open webcam 3: no camera with that index, or it is in use$"):
+        list(src)
+    assert attempts == [3] and not caplog.records
 
 
 def test_live_source_on_a_real_capture(video_path: Path) -> None:

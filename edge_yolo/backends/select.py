@@ -3,7 +3,8 @@
 `auto` tries ONNX Runtime TensorRT EP → CUDA EP → OpenVINO → ONNX Runtime CPU, records why
 each better option was skipped, and never counts AzureExecutionProvider (a remote service) as
 an accelerator. An explicitly requested backend that cannot run raises
-BackendUnavailableError; it never silently falls back.
+BackendUnavailableError; it never silently falls back. A model served by Triton (a
+grpc:// or http(s):// URL) runs on device `triton`, which `auto` picks for it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ _OV_DEVICES = ("CPU", "GPU", "AUTO", "NPU")
 
 @dataclass(frozen=True)
 class DeviceRequest:
-    """A parsed device string: kind is auto|tensorrt|cuda|openvino|onnxruntime-cpu|torch."""
+    """A parsed device string: kind is auto|tensorrt|cuda|openvino|onnxruntime-cpu|torch|triton."""
 
     kind: str
     index: int = 0
@@ -29,7 +30,8 @@ class DeviceRequest:
 
 
 def parse_device(device: str) -> DeviceRequest:
-    """Parse `auto`, `tensorrt[:N]`, `cuda[:N]`, `openvino[:CPU|GPU|NPU|AUTO]`, `onnxruntime-cpu`/`cpu`, `torch`."""
+    """Parse `auto`, `tensorrt[:N]`, `cuda[:N]`, `openvino[:CPU|GPU|NPU|AUTO]`, `onnxruntime-cpu`/`cpu`, `torch`,
+    `triton`."""
     text = str(device).strip()
     kind, _, arg = text.partition(":")
     kind = _ALIASES.get(kind.lower(), kind.lower())
@@ -42,16 +44,25 @@ def parse_device(device: str) -> DeviceRequest:
         if ov_device.split(".")[0] not in _OV_DEVICES:
             raise BackendUnavailableError(f"device {text!r}: openvino device must be CPU, GPU, NPU or AUTO")
         return DeviceRequest(kind, ov_device=ov_device)
-    if kind in ("auto", "onnxruntime-cpu", "torch") and not arg:
+    if kind in ("auto", "onnxruntime-cpu", "torch", "triton") and not arg:
         return DeviceRequest(kind)
     raise BackendUnavailableError(
-        f"unknown device {text!r}; use auto, cpu, openvino[:CPU|GPU|NPU|AUTO], cuda[:N], tensorrt[:N] or torch"
+        f"unknown device {text!r}; use auto, cpu, openvino[:CPU|GPU|NPU|AUTO], cuda[:N], tensorrt[:N], torch or triton"
     )
 
 
 def _make(req: DeviceRequest, info: ModelInfo, precision: str, imgsz: tuple[int, int] | None,
           options: dict[str, Any]) -> Backend:
     """Create the backend `req` names, or raise BackendUnavailableError saying why not."""
+    if (req.kind == "triton") != (info.format == "triton"):
+        raise BackendUnavailableError(
+            "device 'triton' runs models served by Triton: pass a model URL like grpc://host:8001/NAME"
+            if req.kind == "triton" else
+            f"{info.url} is served by Triton: use device triton (or auto), not {req.kind}")
+    if req.kind == "triton":
+        from .triton import TritonBackend
+
+        return TritonBackend(info, precision, jobs=options.get("jobs"))
     if req.kind == "torch":
         if info.format != "pt":
             raise BackendUnavailableError("device 'torch' runs .pt checkpoints only")
@@ -113,6 +124,8 @@ def create_backend(info: ModelInfo, device: str = "auto", precision: str = "auto
     """
     req = parse_device(device)
     options = options or {}
+    if req.kind == "auto" and info.format == "triton":
+        req = DeviceRequest("triton")
     if req.kind != "auto":
         return _make(req, info, precision, imgsz, options)
     skipped: list[tuple[str, str]] = []

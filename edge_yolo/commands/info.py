@@ -46,13 +46,13 @@ def available_backends() -> dict[str, list[str]]:
     return {"onnxruntime": providers, "openvino": available_devices()}
 
 
-def describe_model(model: Path, device: str = "auto") -> dict[str, Any]:
+def describe_model(model: str | Path, device: str = "auto") -> dict[str, Any]:
     """Everything `info` reports, as a JSON-ready dict."""
     from edge_yolo.modelinfo import read_model_info
 
     info = read_model_info(model)
     report: dict[str, Any] = {
-        "model": str(info.path),
+        "model": info.url or str(info.path),
         "format": info.format,
         "input": {"name": info.input_name, "shape": _shape(info.input_shape), "dtype": str(info.input_dtype)},
         "output": {"shape": _shape(info.output_shape)},
@@ -80,6 +80,11 @@ def describe_model(model: Path, device: str = "auto") -> dict[str, Any]:
             "skipped": [{"option": o, "reason": r} for o, r in chosen.skipped],
             "input_layout": backend.input_spec.layout,
         }
+        from edge_yolo.summary import precision_note
+
+        note = precision_note(chosen.precision, "auto", info.input_dtype)
+        if note:
+            report["precision_note"] = note
     finally:
         backend.close()
     return report
@@ -110,15 +115,18 @@ def format_report(report: dict[str, Any]) -> str:
     lines.append(f"  onnxruntime: {', '.join(avail['onnxruntime']) or 'not installed'}")
     lines.append(f"  openvino:    {', '.join(avail['openvino']) or 'not installed'}")
     lines.append(f"selected: {report['selected']}")
+    if report.get("precision_note"):
+        lines.append(f"precision: {report['precision_note']}")
     return "\n".join(lines)
 
 
 @click.command(short_help="Show a model's format, shapes, classes, metadata and the backend `auto` picks.")
-@click.argument("model", type=click.Path(path_type=Path))
+@click.argument("model")
 @click.option("--device", default="auto", show_default=True, help="Which device request to resolve: auto, cpu, openvino[:CPU|GPU|NPU|AUTO], cuda[:N], "
-              "tensorrt[:N], torch.")
+              "tensorrt[:N], torch, triton.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def command(model: Path, device: str, as_json: bool) -> None:
-    """Describe MODEL (.onnx, OpenVINO IR or .pt) and the backend that would run it here."""
+def command(model: str, device: str, as_json: bool) -> None:
+    """Describe MODEL (.onnx, OpenVINO IR, .pt, or a Triton model URL grpc://host:8001/NAME)
+    and the backend that would run it here."""
     report = describe_model(model, device)
     click.echo(json.dumps(report, indent=2) if as_json else format_report(report))

@@ -12,6 +12,7 @@ import click
 from ..dataset import Dataset
 from ..errors import DataError, EdgeYoloError, ModelLoadError
 from ..evaluate import VAL_CONF, VAL_IOU, VAL_MAX_DET, Metrics
+from .options import parse_imgsz
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +26,9 @@ log = logging.getLogger(__name__)
               help="auto, cpu, openvino[:CPU|GPU|NPU|AUTO], cuda[:N], tensorrt[:N], torch, or a comma list: "
                    "every model is evaluated on each (a pair that cannot run is skipped with a warning). "
                    "A .pt with 'auto' runs on our PyTorch rebuild ('torch').")
-@click.option("--imgsz", type=int, default=None,
-              help="Square letterbox size  [default: 640, or a static model's fixed input size]")
+@click.option("--imgsz", default=None,
+              help="Letterbox size 640 or H,W  [default: the model's own: a .pt's training size, a static "
+                   "model's fixed input, a dynamic model's metadata imgsz, else 640]")
 @click.option("--conf", type=float, default=VAL_CONF, show_default=True, help="Confidence threshold.")
 @click.option("--iou", type=float, default=VAL_IOU, show_default=True, help="NMS IoU threshold.")
 @click.option("--max-det", type=int, default=VAL_MAX_DET, show_default=True, help="Detections kept per image.")
@@ -39,21 +41,23 @@ log = logging.getLogger(__name__)
 @click.option("--save-plots", type=click.Path(file_okay=False, path_type=Path),
               help="Write pr_curve_<#>.png and confusion_matrix_<#>.png per run here (needs matplotlib: "
                    "the plots extra).")
-def command(models: tuple[str, ...], data: str, split: str, device: str, imgsz: int | None, conf: float,
+def command(models: tuple[str, ...], data: str, split: str, device: str, imgsz: str | None, conf: float,
             iou: float, max_det: int, precision: str, save_metrics: Path | None, save_json: Path | None,
             save_plots: Path | None) -> None:
     """Measure mAP50-95 / mAP50 / precision / recall of MODELS on the val split of --data.
 
     Ultralytics' val protocol (conf 0.001, multi-label NMS, iou 0.7, max_det 300) with a
-    square letterbox for every model; metrics from pycocotools on the labels converted to
-    COCO. Several models or devices are shown side by side with Δ to the first; a pair that
-    cannot run (an OpenVINO IR on onnxruntime's cpu) is skipped with a warning.
+    letterbox at the model's own size (a .pt: its training size) unless --imgsz is given;
+    metrics from pycocotools on the labels converted to COCO. Several models or devices are
+    shown side by side with Δ to the first; a pair that cannot run (an OpenVINO IR on
+    onnxruntime's cpu) is skipped with a warning.
     """
     from ..backends.select import parse_device
     from ..dataset import load_dataset
-    from ..evaluate import evaluate_detector, make_val_detector, require_pycocotools
+    from ..evaluate import evaluate_detector, imgsz_origin, make_val_detector, require_pycocotools
 
     require_pycocotools()
+    size = parse_imgsz(imgsz)
     if not Path(data).exists():
         raise DataError(f"dataset not found: {data}")
     for model in models:
@@ -66,13 +70,15 @@ def command(models: tuple[str, ...], data: str, split: str, device: str, imgsz: 
     runs, dataset, skipped = [], None, []
     for model, dev in pairs:
         try:
-            detector = make_val_detector(model, dev, imgsz, conf, iou, max_det, precision)
+            detector = make_val_detector(model, dev, size, conf, iou, max_det, precision)
         except EdgeYoloError as exc:
             if len(pairs) == 1:
                 raise
             log.warning("skipped %s on %s: %s", model, dev, exc)
             skipped.append(f"{model} on {dev}: {exc}")
             continue
+        h, w = detector.imgsz
+        click.echo(f"{model}: imgsz {h}x{w} ({imgsz_origin(detector, size)})", err=True)
         try:
             if dataset is None:
                 dataset = load_dataset(data, split=split, names=detector.names)
