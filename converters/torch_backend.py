@@ -42,10 +42,16 @@ class TorchBackend:
                                 details={"torch": torch.__version__, "layout": loaded.layout,
                                          "source": str(loaded.source)})
 
+    def _open_model(self) -> torch.nn.Module:
+        model = self._model
+        if model is None:
+            raise EdgeYoloError("this torch backend is closed; create a new one")
+        return model
+
     def infer(self, inputs: np.ndarray) -> np.ndarray:
-        """Run one NCHW float32 RGB 0..1 batch, return output0 (B, 4+nc, A) float32."""
-        if self._model is None:
-            raise EdgeYoloError("torch backend is closed")
+        """Run one NCHW float32 RGB 0..1 batch, return output0 (B, 4+nc, A) float32 (safe to
+        call from several threads: inference keeps no state in the module)."""
+        model = self._open_model()
         x = np.asarray(inputs)
         if x.ndim != 4 or x.shape[1] != 3:
             raise EdgeYoloError(f"torch backend expects a (B, 3, H, W) batch, got shape {x.shape}")
@@ -55,13 +61,14 @@ class TorchBackend:
         if x.shape[2] % self._stride or x.shape[3] % self._stride:
             raise EdgeYoloError(f"input sides {x.shape[2]}x{x.shape[3]} must be multiples of {self._stride}")
         with torch.inference_mode():
-            out = self._model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
+            out = model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
         return out.numpy()
 
     def async_queue(self, callback: ResultCallback, jobs: int | None = None) -> ThreadedAsyncInfer:
         """One request in flight on a worker thread (torch already uses every core)."""
+        self._open_model()
         return ThreadedAsyncInfer(self.infer, callback, jobs or 1)
 
     def close(self) -> None:
-        """Drop the model."""
+        """Drop the model (calls already running finish first); later calls raise."""
         self._model = None

@@ -2,7 +2,10 @@
 
 The video writer encodes in its own thread behind a bounded queue (H.264 through PyAV's
 libx264 when available, else OpenCV's avc1 or mp4v) and always finalises the container on
-`close()`, so an interrupted run still leaves a playable file. The JSON-lines writer flushes
+`close()`, so an interrupted run still leaves a playable file. With PyAV the MP4 is
+fragmented with a keyframe every second: each second is on disk as a self-contained fragment
+once the next one starts, so a process killed before `close()` (SIGKILL, power loss) still
+leaves a playable file missing at most its last second or so. The JSON-lines writer flushes
 every line, so a file is complete for every frame handed to it. When a write fails (a full
 disk), no partial line and no partial image or label file is left behind, and the error says
 why in one line.
@@ -172,11 +175,15 @@ class _PyAVEncoder:
             return None
         if "libx264" not in av.codecs_available:
             return None
-        container = av.open(str(path), "w")
+        # Fragmented MP4: no index to write at the end, so every finished fragment plays even
+        # when the process dies (flush_packets puts each one on disk at once); a GOP of one
+        # second bounds what a kill can lose.
+        container = av.open(str(path), "w", options={
+            "movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"})
         try:
             stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
             stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-            stream.options = {"preset": preset, "crf": "23"}
+            stream.options = {"preset": preset, "crf": "23", "g": str(max(1, round(fps)))}
         except Exception:  # noqa: BLE001 - a broken libx264 build: fall back to OpenCV
             container.close()
             return None

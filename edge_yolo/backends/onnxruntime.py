@@ -183,10 +183,18 @@ class OnnxRuntimeBackend:
         )
         self._provider = provider
 
+    def _open_session(self) -> Any:
+        session = self._session
+        if session is None:
+            raise EdgeYoloError("this onnxruntime backend is closed; create a new one")
+        return session
+
     def infer(self, inputs: np.ndarray) -> np.ndarray:
-        """Run one NCHW batch, return output0 as float32."""
+        """Run one NCHW batch, return output0 as float32 (safe to call from several threads:
+        ONNX Runtime sessions run concurrent calls)."""
+        session = self._open_session()
         try:
-            out = self._session.run([self._output_name], {self._input_name: inputs})[0]
+            out = session.run([self._output_name], {self._input_name: inputs})[0]
         except Exception as exc:  # ORT raises ValueError, RuntimeError and its own Fail/InvalidArgument
             raise EdgeYoloError(f"onnxruntime inference failed: {one_line(exc)}") from exc
         return out if out.dtype == np.float32 else out.astype(np.float32)
@@ -194,8 +202,9 @@ class OnnxRuntimeBackend:
     def async_queue(self, callback: ResultCallback, jobs: int | None = None) -> ThreadedAsyncInfer:
         """In-flight requests on worker threads: 1 on CPU (the session already uses every
         core), 2 on a GPU (overlaps host work with the device)."""
+        self._open_session()
         return ThreadedAsyncInfer(self.infer, callback, jobs or (1 if self._provider == "cpu" else 2))
 
     def close(self) -> None:
-        """Drop the session."""
+        """Drop the session (calls already running finish first); later calls raise."""
         self._session = None

@@ -46,33 +46,44 @@ def _with_preprocessing(ov: Any, model: Any) -> Any:
     return ppp.build()
 
 
-class _OvAsync:
-    """AsyncInfer over an openvino AsyncInferQueue (completion-order callbacks)."""
+class _Relay:
+    """The queue's completion callback: hands results on and keeps the first failure.
 
-    def __init__(self, queue: Any, callback: ResultCallback) -> None:
-        self._queue = queue
+    Kept apart from the queue on purpose: a callback that refers back to its AsyncInferQueue
+    makes a cycle through a C++ object that the garbage collector cannot see, so every stream
+    would leak its queue and infer requests."""
+
+    def __init__(self, callback: ResultCallback) -> None:
         self._callback = callback
         self._error: BaseException | None = None
         self._lock = threading.Lock()
-        self.jobs = len(queue)
-        queue.set_callback(self._done)
 
-    def _done(self, request: Any, userdata: Any) -> None:
+    def __call__(self, request: Any, userdata: Any) -> None:
         try:
             self._callback(request.get_output_tensor(0).data.copy(), userdata)
         except BaseException as exc:  # re-raised in the submitting thread
             with self._lock:
                 self._error = self._error or exc
 
-    def _raise(self) -> None:
+    def raise_error(self) -> None:
         with self._lock:
             error, self._error = self._error, None
         if error is not None:
             raise error
 
+
+class _OvAsync:
+    """AsyncInfer over an openvino AsyncInferQueue (completion-order callbacks)."""
+
+    def __init__(self, queue: Any, callback: ResultCallback) -> None:
+        self._queue = queue
+        self._relay = _Relay(callback)
+        self.jobs = len(queue)
+        queue.set_callback(self._relay)
+
     def submit(self, inputs: np.ndarray, userdata: Any) -> None:
         """Start an inference (inputs are copied); blocks while every request is busy."""
-        self._raise()
+        self._relay.raise_error()
         try:
             self._queue.start_async({0: inputs}, userdata)
         except RuntimeError as exc:
@@ -81,7 +92,7 @@ class _OvAsync:
     def wait_all(self) -> None:
         """Block until every submitted request has called back."""
         self._queue.wait_all()
-        self._raise()
+        self._relay.raise_error()
 
 
 class OpenVinoBackend:
@@ -129,8 +140,10 @@ class OpenVinoBackend:
             self._config["INFERENCE_PRECISION_HINT"] = PRECISIONS[precision]
         if device.startswith("GPU"):  # kernel compilation on GPUs takes seconds: cache it
             self._core.set_property({"CACHE_DIR": str(keyed_dir("openvino", ov.__version__))})
-        self._compiled = self._compile("LATENCY")
-        self._request = self._compiled.create_infer_request()
+        self._lock = threading.Lock()  # guards the compilations and the idle requests
+        self._closed = False
+        self._compiled: Any = self._compile("LATENCY")
+        self._idle: list[Any] = [self._compiled.create_infer_request()]
         self._throughput: Any = None
         shape = [d.get_length() if d.is_static else None for d in self._model.inputs[0].get_partial_shape()]
         self.input_spec = InputSpec("NHWC", np.dtype(np.uint8), shape[0], shape[1], shape[2])
@@ -156,26 +169,51 @@ class OpenVinoBackend:
         except Exception:  # AUTO/MULTI do not report one precision
             return "auto"
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise EdgeYoloError("this openvino backend is closed; create a new one")
+
+    def _take_request(self) -> tuple[Any, Any]:
+        """An idle LATENCY request (a new one when every request is busy in another thread)."""
+        with self._lock:
+            self._check_open()
+            if self._compiled is None:
+                self._compiled = self._compile("LATENCY")
+            if self._idle:
+                return self._idle.pop(), self._compiled
+            return self._compiled.create_infer_request(), self._compiled
+
     def infer(self, inputs: np.ndarray) -> np.ndarray:
-        """Run one NHWC uint8 BGR batch (LATENCY hint), return output0 float32."""
-        if self._request is None:
-            self._request = self._compile("LATENCY").create_infer_request()
+        """Run one NHWC uint8 BGR batch (LATENCY hint), return output0 float32.
+
+        Safe to call from several threads: each call runs on its own infer request."""
+        request, compiled = self._take_request()
         try:
-            self._request.infer({0: inputs}, share_inputs=True)
+            request.infer({0: inputs}, share_inputs=True)
+            return request.get_output_tensor(0).data.copy()
         except RuntimeError as exc:
             raise EdgeYoloError(f"openvino inference failed: {one_line(exc)}") from exc
-        return self._request.get_output_tensor(0).data.copy()
+        finally:
+            with self._lock:
+                if compiled is self._compiled:  # not released by async_queue or close meanwhile
+                    self._idle.append(request)
 
     def async_queue(self, callback: ResultCallback, jobs: int | None = None) -> _OvAsync:
         """An AsyncInferQueue on a THROUGHPUT-hint compilation (made on first use);
         `jobs` None uses the device's optimal number of requests. The LATENCY compilation is
         released meanwhile (about 40 MB) and made again only if `infer` is called later."""
         ov = _ov()
-        if self._throughput is None:
-            self._throughput = self._compile("THROUGHPUT")
-            self._request = self._compiled = None
-        return _OvAsync(ov.AsyncInferQueue(self._throughput, jobs or 0), callback)
+        with self._lock:
+            self._check_open()
+            if self._throughput is None:
+                self._throughput = self._compile("THROUGHPUT")
+                self._compiled, self._idle = None, []
+            throughput = self._throughput
+        return _OvAsync(ov.AsyncInferQueue(throughput, jobs or 0), callback)
 
     def close(self) -> None:
-        """Release the compiled models."""
-        self._request = self._compiled = self._throughput = None
+        """Release the compiled models (requests still running finish first); later calls raise."""
+        with self._lock:
+            self._closed = True
+            self._compiled = self._throughput = None
+            self._idle = []

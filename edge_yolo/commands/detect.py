@@ -1,16 +1,17 @@
 """`edge-yolo detect`: detection on images, videos, directories, globs, webcams and streams.
 
 Outputs go to --output (default runs/detect/<n>): annotated media, and with --save-json /
---save-txt JSON lines and YOLO labels. The first Ctrl-C or SIGTERM stops reading and
+--save-txt JSON lines and YOLO labels. The first Ctrl-C, SIGTERM or SIGHUP stops reading and
 finalises every output (a playable video, one JSON line per written frame) before exiting
-with 130 (SIGINT) or 143 (SIGTERM); a second Ctrl-C aborts at once. When some sources could
-not be read (or a stream was lost) while others were, the outputs of the others are written,
-the summary names the failed ones and the exit code is 3.
+with 128 + the signal number; more SIGTERM/SIGHUP meanwhile are ignored, a second Ctrl-C
+aborts at once. When some sources could not be read (or a stream was lost) while others were,
+the outputs of the others are written, the summary names the failed ones and the exit code is 3.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -40,8 +41,14 @@ def parse_classes(value: str | None) -> list[int] | None:
 
 
 class StopSignal:
-    """Turns the first SIGINT/SIGTERM into a flag checked between frames; the second SIGINT
-    interrupts at once (KeyboardInterrupt), a second SIGTERM terminates."""
+    """Turns the first SIGINT/SIGTERM/SIGHUP into a flag checked between frames, so the run
+    stops reading and finalises its outputs. From then on a repeated SIGTERM/SIGHUP is ignored
+    (GNU `timeout` sends two) and a SIGINT aborts the process at once: the video keeps its
+    finished fragments, the JSON lines every line written. After a stop signal the handlers
+    stay installed (the process is about to exit), so a late Ctrl-C cannot interrupt the
+    interpreter's shutdown with a traceback; without one, leaving restores the previous ones."""
+
+    SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
     def __init__(self) -> None:
         self.signum: int | None = None
@@ -49,20 +56,24 @@ class StopSignal:
         self._previous: dict[int, Any] = {}
 
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
-        self.signum = signum
-        self.event.set()
-        signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))
+        if self.signum is None:
+            self.signum = signum
+            self.event.set()
+        elif signum == signal.SIGINT:
+            os.write(2, b"\nerror: aborted\n")
+            os._exit(128 + signal.SIGINT)  # threads may be stuck in native inference: no joins
 
     def __enter__(self) -> "StopSignal":
         if threading.current_thread() is threading.main_thread():
-            for s in (signal.SIGINT, signal.SIGTERM):
+            for s in self.SIGNALS:
                 self._previous[s] = signal.getsignal(s)
                 signal.signal(s, self._handle)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for s, handler in self._previous.items():
-            signal.signal(s, handler)
+        if self.signum is None:
+            for s, handler in self._previous.items():
+                signal.signal(s, handler)
 
     @property
     def exit_code(self) -> int:
@@ -273,8 +284,8 @@ class DetectRun:
         pipeline = Pipeline(self.detector, self.sources, stats=self.stats, stop=stop.event,
                             max_open_files=self.max_open_files,
                             on_source_end=lambda s: self._close_outputs(only=s.source_index))
-        try:
-            with stop:
+        with stop:  # the handlers stay installed until every output is final
+            try:
                 for frame, detections in pipeline:
                     source = self.sources[frame.source_index]
                     detections, extra = self.analyse(frame, detections)
@@ -292,10 +303,10 @@ class DetectRun:
                         break
                     if stop.event.is_set():
                         break
-        finally:
-            pipeline.close()
-            progress.close()
-            self._close_outputs()
+            finally:
+                pipeline.close()
+                progress.close()
+                self._close_outputs()
         self.failed = [str(exc) for _, exc in pipeline.failed]
         self.failed += [f"{s.kind} {s.target} lost" for s in self.sources if getattr(s, "lost", False)]
         return self._report(stop if stop.event.is_set() else None)
