@@ -1,7 +1,8 @@
 """`detect` on a really full disk: the outputs go to a tiny tmpfs mounted in a private mount
 namespace (`unshare -m`, no change outside this test), so writes fail with the kernel's own
 ENOSPC. Whatever was written stays whole (JSON lines end with a complete line, no empty or
-partial label file, no temporary files) and the error is one line saying why."""
+partial label file, no temporary files), the fragmented MP4 plays up to its last flushed
+fragment, and the error is one line saying why."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from test_cli_signals import playable_frames
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -83,6 +86,8 @@ def test_full_disk_while_writing_the_video(ul_onnx: Path, video_path: Path, refe
                                                 "--save-txt"], tmp_path)
     assert code == 1
     assert_one_line_no_space(err, f"{tmp_path / 'mnt' / 'run' / 'video.mp4'}")
+    # fragmented MP4: every fragment flushed before the disk filled still plays
+    assert playable_frames(run / "video.mp4") >= 25
     text = (run / "video.jsonl").read_text()
     assert text.endswith("\n") and all(json.loads(line) for line in text.splitlines())
     assert_whole_label_files(run / "labels", reference_video)
