@@ -72,13 +72,15 @@ def export_triton(
     instance_kind: str | None = None,
     instances: int = 1,
     verify: bool = True,
+    force: bool = False,
 ) -> Path:
     """Write `<output>/<name>/` (see the module doc) and return that model directory.
 
     `output` defaults to `model_repository/` next to the checkpoint, `name` to the
     checkpoint's stem. `instance_kind` "gpu" or "cpu" (default: gpu, cpu for openvino);
     `instances` instances of that kind. With `verify` the exported model is checked against
-    the PyTorch model like any ONNX/OpenVINO export.
+    the PyTorch model like any ONNX/OpenVINO export. A model directory that already has a
+    config.pbtxt is replaced only with `force`.
     """
     if backend not in BACKENDS:
         raise ExportError(f"unknown Triton backend {backend!r}: choose one of {', '.join(BACKENDS)}.")
@@ -99,6 +101,8 @@ def export_triton(
         raise ExportError(f"Triton model names use letters, digits, '_', '-' and '.' only, got {name!r}.")
     repository = Path(output) if output is not None else loaded.source.parent / "model_repository"
     model_dir = repository / name
+    if (model_dir / "config.pbtxt").exists() and not force:
+        raise ExportError(f"{model_dir} already holds a Triton model; pass --force (force=True) to replace it.")
     version_dir = model_dir / "1"
     version_dir.mkdir(parents=True, exist_ok=True)
 
@@ -109,7 +113,7 @@ def export_triton(
 
         onnx_dir = model_dir if backend == "tensorrt" else version_dir
         model_file = export_onnx(loaded, output=onnx_dir / "model.onnx", imgsz=imgsz, dynamic_batch=True,
-                                 verify=verify)
+                                 verify=verify, force=force)
     model = describe(model_file, name, backend, kind, instances, max_batch)
     config = model_dir / "config.pbtxt"
     config.write_text(config_text(model))

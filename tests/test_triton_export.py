@@ -21,6 +21,7 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
 from converters.export_triton import build_engine_script, config_text, describe, export_triton
+from edge_yolo.errors import ExportError
 from test_cli_detect import run_cli
 
 NAMES = {0: "circle", 1: "square", 2: "triangle"}
@@ -94,6 +95,13 @@ def test_tensorrt_repository(tmp_path: Path, shapes_pt: Path) -> None:
     assert "--minShapes=images:1x3x320x320 --optShapes=images:4x3x320x320 --maxShapes=images:4x3x320x320" in script
     model = describe(model_dir / "model.onnx", "yolo-trt", "tensorrt", "gpu", 1, 4)
     assert build_engine_script(model) == script
+    # a repository model is never replaced by accident
+    with pytest.raises(ExportError, match="already holds a Triton model; pass --force"):
+        export_triton(shapes_pt, output=tmp_path, name="yolo-trt", backend="tensorrt", max_batch=8, verify=False)
+    assert parse(model_dir / "config.pbtxt").max_batch_size == 4
+    export_triton(shapes_pt, output=tmp_path, name="yolo-trt", backend="tensorrt", max_batch=8, verify=False,
+                  force=True)
+    assert parse(model_dir / "config.pbtxt").max_batch_size == 8
 
 
 def test_openvino_repository_from_cli(tmp_path: Path, shapes_pt: Path, capfd: pytest.CaptureFixture) -> None:

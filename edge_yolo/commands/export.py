@@ -76,7 +76,8 @@ def command(checkpoint: Path, fmt: str, imgsz: str | None, half: bool, int8: boo
         from converters.export_triton import export_triton
 
         path = export_triton(checkpoint, output=output, name=name, max_batch=max_batch, backend=triton_backend,
-                             imgsz=size, instance_kind=instance_kind, instances=instances, verify=verify)
+                             imgsz=size, instance_kind=instance_kind, instances=instances, verify=verify,
+                             force=force)
     elif fmt == "onnx":
         if int8:
             raise ExportError("INT8 is supported for --format openvino only.")
