@@ -46,6 +46,32 @@ def _with_preprocessing(ov: Any, model: Any) -> Any:
     return ppp.build()
 
 
+# OpenVINO aborts the process when a compiled model is destroyed on one of its own executor
+# threads (its destructor joins that thread). Python's cyclic garbage collector may run on the
+# thread that runs our completion callback and free a backend or queue there, so objects
+# collected during a callback are parked here and released later on an ordinary thread.
+_in_callback = threading.local()
+_parked: list[dict[str, Any]] = []
+_parked_lock = threading.Lock()
+
+
+def _park_if_in_callback(owner: Any) -> None:
+    """From `__del__`: keep `owner`'s attributes alive when it dies on a callback thread."""
+    if getattr(_in_callback, "active", False):
+        with _parked_lock:
+            _parked.append(dict(owner.__dict__))
+
+
+def _release_parked() -> None:
+    """Free what was parked (call from a thread that is not running a callback)."""
+    if getattr(_in_callback, "active", False):
+        return
+    with _parked_lock:
+        parked = _parked[:]
+        _parked.clear()
+    del parked
+
+
 class _Relay:
     """The queue's completion callback: hands results on and keeps the first failure.
 
@@ -59,11 +85,14 @@ class _Relay:
         self._lock = threading.Lock()
 
     def __call__(self, request: Any, userdata: Any) -> None:
+        _in_callback.active = True
         try:
             self._callback(request.get_output_tensor(0).data.copy(), userdata)
         except BaseException as exc:  # re-raised in the submitting thread
             with self._lock:
                 self._error = self._error or exc
+        finally:
+            _in_callback.active = False
 
     def raise_error(self) -> None:
         with self._lock:
@@ -80,6 +109,9 @@ class _OvAsync:
         self._relay = _Relay(callback)
         self.jobs = len(queue)
         queue.set_callback(self._relay)
+
+    def __del__(self) -> None:
+        _park_if_in_callback(self)
 
     def submit(self, inputs: np.ndarray, userdata: Any) -> None:
         """Start an inference (inputs are copied); blocks while every request is busy."""
@@ -109,6 +141,7 @@ class OpenVinoBackend:
 
     def __init__(self, path: str | Path, device: str = "CPU", precision: str = "auto",
                  imgsz: tuple[int, int] | None = None, batch: int | None = None) -> None:
+        _release_parked()
         ov = _ov()
         path = openvino_xml(Path(path))
         if precision != "auto" and precision not in PRECISIONS:
@@ -217,3 +250,7 @@ class OpenVinoBackend:
             self._closed = True
             self._compiled = self._throughput = None
             self._idle = []
+        _release_parked()
+
+    def __del__(self) -> None:
+        _park_if_in_callback(self)
