@@ -3,7 +3,10 @@ done in the graph (PrePostProcessor), so it takes letterboxed BGR uint8 NHWC fra
 
 from __future__ import annotations
 
+import atexit
+import gc
 import threading
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +75,23 @@ def _release_parked() -> None:
     del parked
 
 
+# What is still alive when the interpreter exits is released first, while Python still runs:
+# left to the interpreter's final garbage collection, an OpenVINO thread that still needs the
+# GIL (a callback, or the release of one) is ended by Python in the middle of C++ code and the
+# process aborts ("terminate called without an active exception").
+_live: "weakref.WeakSet[Any]" = weakref.WeakSet()
+
+
+def _release_all_at_exit() -> None:
+    for owner in list(_live):
+        owner.close()
+    _release_parked()
+    gc.collect()
+
+
+atexit.register(_release_all_at_exit)
+
+
 class _Relay:
     """The queue's completion callback: hands results on and keeps the first failure.
 
@@ -109,6 +129,7 @@ class _OvAsync:
         self._relay = _Relay(callback)
         self.jobs = len(queue)
         queue.set_callback(self._relay)
+        _live.add(self)
 
     def __del__(self) -> None:
         _park_if_in_callback(self)
@@ -116,15 +137,26 @@ class _OvAsync:
     def submit(self, inputs: np.ndarray, userdata: Any) -> None:
         """Start an inference (inputs are copied); blocks while every request is busy."""
         self._relay.raise_error()
+        queue = self._queue
+        if queue is None:
+            raise EdgeYoloError("this openvino inference queue is closed")
         try:
-            self._queue.start_async({0: inputs}, userdata)
+            queue.start_async({0: inputs}, userdata)
         except RuntimeError as exc:
             raise EdgeYoloError(f"openvino inference failed: {one_line(exc)}") from exc
 
     def wait_all(self) -> None:
         """Block until every submitted request has called back."""
-        self._queue.wait_all()
+        queue = self._queue
+        if queue is not None:
+            queue.wait_all()
         self._relay.raise_error()
+
+    def close(self) -> None:
+        """Wait for the requests in flight, then release them; later submits raise."""
+        queue, self._queue = self._queue, None
+        if queue is not None:
+            queue.wait_all()
 
 
 class OpenVinoBackend:
@@ -175,6 +207,7 @@ class OpenVinoBackend:
             self._core.set_property({"CACHE_DIR": str(keyed_dir("openvino", ov.__version__))})
         self._lock = threading.Lock()  # guards the compilations and the idle requests
         self._closed = False
+        _live.add(self)
         self._compiled: Any = self._compile("LATENCY")
         self._idle: list[Any] = [self._compiled.create_infer_request()]
         self._throughput: Any = None
