@@ -150,8 +150,8 @@ class Detector:
             fixed = (int(info.input_shape[2]), int(info.input_shape[3]))
             if requested is not None and requested != fixed:
                 raise UnsupportedModelError(
-                    f"{info.path.name} has a fixed {fixed[0]}x{fixed[1]} input, so imgsz={requested} cannot be "
-                    "used; export it again with that imgsz or with dynamic shapes"
+                    f"{info.url or info.path.name} has a fixed {fixed[0]}x{fixed[1]} input, so imgsz={requested} "
+                    "cannot be used; export it again with that imgsz or with dynamic shapes"
                 )
             return fixed
         h, w = requested or info.imgsz or (DEFAULT_IMGSZ, DEFAULT_IMGSZ)

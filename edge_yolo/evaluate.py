@@ -213,10 +213,11 @@ def make_val_detector(model: str | Path, device: str = "auto", imgsz: int | tupl
     """A Detector configured for the val protocol (multi-label NMS). imgsz None means the
     model's own size: a static export's fixed input, a .pt's training size, a dynamic
     model's metadata imgsz, else 640. A `.pt` with device "auto" runs on our torch rebuild
-    (device "torch"), which needs the export extra."""
+    (device "torch"), which needs the export extra; a Triton model URL runs on the server."""
+    from .backends.triton import is_triton_url
     from .detector import Detector
 
-    if Path(model).suffix.lower() == ".pt" and device == "auto":
+    if not is_triton_url(model) and Path(model).suffix.lower() == ".pt" and device == "auto":
         device = "torch"
     return Detector(model, device=device, conf=conf, iou=iou, max_det=max_det, imgsz=imgsz,
                     precision=precision, multi_label=True, rect=False)
@@ -231,7 +232,7 @@ def imgsz_origin(detector: Any, requested: int | tuple[int, int] | None) -> str:
         return "--imgsz"
     if info.imgsz is None:
         return "the default: the model has no imgsz metadata"
-    return "the training size" if info.format == "pt" else "the model's metadata"
+    return {"pt": "the training size", "triton": "the served config's imgsz"}.get(info.format, "the model's metadata")
 
 
 def evaluate_detector(detector: Any, dataset: Dataset, progress: bool = False) -> tuple[Metrics, list[dict]]:

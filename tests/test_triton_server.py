@@ -11,6 +11,7 @@ registry), these tests fail with that reason: they are the proof that the backen
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -138,3 +139,103 @@ def test_device_and_model_must_agree(server: TritonServer, triton_repository: Pa
         Detector(server.grpc_url("shapes"), device="cpu")
     with pytest.raises(BackendUnavailableError, match="device 'triton' runs models served by Triton"):
         Detector(triton_repository / "shapes" / "1" / "model.onnx", device="triton")
+
+
+def test_cli_val_through_triton_equals_local_onnx(server: TritonServer, triton_repository: Path, val_dir: Path,
+                                                  tmp_path: Path, capfd: pytest.CaptureFixture,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """The served model and its model.onnx side by side on every device: the two impossible
+    pairs are skipped with a warning, the two that run give the same mAP; the row is the URL."""
+    onnx, url = triton_repository / "shapes" / "1" / "model.onnx", server.grpc_url("shapes")
+    metrics, preds = tmp_path / "m.json", tmp_path / "preds.json"
+    with caplog.at_level(logging.WARNING):
+        code, out, err = run_cli(["val", onnx, url, "--data", val_dir, "--device", "cpu,triton",
+                                  "--save-metrics", metrics, "--save-json", preds], capfd)
+    assert code == 0, err
+    assert f"skipped {onnx} on triton: device 'triton' runs models served by Triton" in caplog.text
+    assert f"skipped {url} on cpu: {url} is served by Triton: use device triton" in caplog.text
+    assert f"{url}: imgsz 320x320 (the model's fixed input)" in err          # the served dims, no --imgsz
+    local, remote = json.loads(metrics.read_text())["runs"]
+    assert (local["model"]["backend"], remote["model"]["backend"]) == ("onnxruntime", "triton")
+    assert remote["model"]["path"] == url and remote["model"]["imgsz"] == [320, 320]
+    assert remote["n_images"] == 80 and local["map50_95"] > 0.2
+    for key in ("map50_95", "map50", "precision", "recall"):
+        assert remote[key] == pytest.approx(local[key], abs=1e-3), key
+    rows = out.splitlines()[1:3]
+    assert rows[0].split()[1:3] == ["model.onnx", "onnxruntime"]
+    assert rows[1].split()[1:3] == [url, "triton"] and rows[1].split()[5] == f"{remote['map50_95']:.4f}"
+    tag = url.replace("://", "-").replace(":", "-").replace("/", "-")
+    assert sorted(p.name for p in tmp_path.glob("preds_*.json")) == [
+        "preds_1_model.onnx_onnxruntime.json", f"preds_2_{tag}_triton.json"]
+
+
+def test_cli_val_http_alone_and_its_errors(server: TritonServer, val_dir: Path, tmp_path: Path,
+                                           capfd: pytest.CaptureFixture) -> None:
+    from test_cli_val import small_dataset
+
+    data = small_dataset(val_dir, tmp_path / "data", 5)
+    url = server.http_url("shapes")
+    code, out, err = run_cli(["val", url, "--data", data, "--device", "triton", "--save-metrics",
+                              tmp_path / "m.json"], capfd)
+    assert code == 0, err
+    payload = json.loads((tmp_path / "m.json").read_text())
+    assert payload["n_images"] == 5 and payload["model"]["backend"] == "triton" and payload["map50_95"] > 0
+    assert out.splitlines()[1].split()[1] == url
+    for args, message in (
+        (["--device", "cpu"], f"error: {url} is served by Triton: use device triton (or auto), not onnxruntime-cpu"),
+        (["--imgsz", "640"], f"error: {url} has a fixed 320x320 input, so imgsz=(640, 640) cannot be used"),
+    ):
+        code, out, err = run_cli(["val", url, "--data", data, *args], capfd)
+        assert code == 1 and out == "" and err.count("\n") == 1 and err.startswith(message), err
+    code, _, err = run_cli(["val", server.http_url("nosuch"), "--data", data], capfd)
+    assert code == 1 and err.count("\n") == 1
+    assert err.startswith("error: model 'nosuch' is not ready on Triton at ")
+
+
+def test_cli_benchmark_triton_row(server: TritonServer, triton_repository: Path, val_dir: Path, tmp_path: Path,
+                                  capfd: pytest.CaptureFixture) -> None:
+    """One `triton` row: no file size, mAP as local ONNX gives it, latency and throughput with
+    requests in flight."""
+    from edge_yolo.evaluate import validate
+    from test_cli_val import small_dataset
+
+    data = small_dataset(val_dir, tmp_path / "data", 10)
+    url, out_json = server.grpc_url("shapes"), tmp_path / "bench.json"
+    code, out, err = run_cli(["benchmark", url, "--data", data, "--frames", "8", "--jobs", "6",
+                              "--json", out_json], capfd)
+    assert code == 0, err
+    result = json.loads(out_json.read_text())
+    assert result["model"] == url and result["frames"] == 8
+    (row,) = result["results"]
+    assert (row["format"], row["device"], row["backend"], row["size_mb"], row["in_flight"]) == (
+        "triton", "triton", "triton", None, 6)
+    assert row["runs_on"] == url and row["precision"] == "f32"
+    assert 0 < row["infer_p50_ms"] <= row["latency_p50_ms"] <= row["latency_p95_ms"] and row["throughput_fps"] > 0
+    local, _ = validate(triton_repository / "shapes" / "1" / "model.onnx", data, device="cpu")
+    assert row["map50_95"] == pytest.approx(local.map50_95, abs=1e-3)
+    table = out.splitlines()
+    assert table[0].split()[-2:] == ["in", "flight"]
+    assert table[2].split()[:5] == ["triton", "triton", "f32", "-", f"{row['map50_95']:.4f}"]
+    assert table[2].split()[-1] == "6"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--formats", "onnx"], "error: --formats exports a .pt to each format; a Triton model is measured as served"),
+    (["--device", "cpu"], "error: {url} is served by Triton: use device triton (or auto), not onnxruntime-cpu"),
+])
+def test_cli_benchmark_triton_refusals(server: TritonServer, args: list[str], message: str,
+                                       capfd: pytest.CaptureFixture) -> None:
+    url = server.http_url("shapes")
+    code, out, err = run_cli(["benchmark", url, "--frames", "5", *args], capfd)
+    assert code == 1 and out == "" and "Traceback" not in err           # after benchmark's progress lines
+    assert err.splitlines()[-1].startswith(message.format(url=url)), err
+
+
+@pytest.mark.parametrize("command", ["val", "benchmark"])
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_cli_val_and_benchmark_server_down(command: str, protocol: str, val_dir: Path,
+                                           capfd: pytest.CaptureFixture) -> None:
+    port = free_port()  # nothing listens there
+    code, out, err = run_cli([command, f"{protocol}://127.0.0.1:{port}/shapes", "--data", val_dir], capfd)
+    assert code == 1 and out == "" and "Traceback" not in err
+    assert err.count("\n") == 1 and err.startswith(f"error: cannot reach Triton at 127.0.0.1:{port}: "), err

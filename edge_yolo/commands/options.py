@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
-from edge_yolo.errors import EdgeYoloError
+from edge_yolo.errors import EdgeYoloError, ModelLoadError
 
 
 def parse_imgsz(value: str | None) -> int | tuple[int, int] | None:
@@ -16,3 +17,14 @@ def parse_imgsz(value: str | None) -> int | tuple[int, int] | None:
         raise EdgeYoloError(f"--imgsz must be a size like 640 or H,W like 480,640, got {value!r}")
     sizes = [int(p) for p in parts]
     return sizes[0] if len(sizes) == 1 else (sizes[0], sizes[1])
+
+
+def require_model(model: str) -> None:
+    """Fail before any work unless MODEL can be used: a file or folder that exists, or a Triton
+    URL whose server is up and whose model is ready (the backend's own one-line errors)."""
+    from edge_yolo.backends.triton import is_triton_url, read_triton_info
+
+    if is_triton_url(model):
+        read_triton_info(model)
+    elif not Path(model).exists():
+        raise ModelLoadError(f"model not found: {model}")

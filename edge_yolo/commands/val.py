@@ -10,9 +10,10 @@ from pathlib import Path
 import click
 
 from ..dataset import Dataset
-from ..errors import DataError, EdgeYoloError, ModelLoadError
+from ..backends.triton import is_triton_url
+from ..errors import DataError, EdgeYoloError
 from ..evaluate import VAL_CONF, VAL_IOU, VAL_MAX_DET, Metrics
-from .options import parse_imgsz
+from .options import parse_imgsz, require_model
 
 log = logging.getLogger(__name__)
 
@@ -23,12 +24,13 @@ log = logging.getLogger(__name__)
               "(or images/val and labels/val).")
 @click.option("--split", default="val", show_default=True, help="Which split of the dataset to evaluate.")
 @click.option("--device", default="auto", show_default=True,
-              help="auto, cpu, openvino[:CPU|GPU|NPU|AUTO], cuda[:N], tensorrt[:N], torch, or a comma list: "
-                   "every model is evaluated on each (a pair that cannot run is skipped with a warning). "
-                   "A .pt with 'auto' runs on our PyTorch rebuild ('torch').")
+              help="auto, cpu, openvino[:CPU|GPU|NPU|AUTO], cuda[:N], tensorrt[:N], torch, triton, or a comma "
+                   "list: every model is evaluated on each (a pair that cannot run is skipped with a warning). "
+                   "A .pt with 'auto' runs on our PyTorch rebuild ('torch'), a Triton URL on 'triton'.")
 @click.option("--imgsz", default=None,
               help="Letterbox size 640 or H,W  [default: the model's own: a .pt's training size, a static "
-                   "model's fixed input, a dynamic model's metadata imgsz, else 640]")
+                   "model's fixed input (a Triton model's served dims), a dynamic model's metadata imgsz, "
+                   "else 640]")
 @click.option("--conf", type=float, default=VAL_CONF, show_default=True, help="Confidence threshold.")
 @click.option("--iou", type=float, default=VAL_IOU, show_default=True, help="NMS IoU threshold.")
 @click.option("--max-det", type=int, default=VAL_MAX_DET, show_default=True, help="Detections kept per image.")
@@ -47,11 +49,13 @@ def command(models: tuple[str, ...], data: str, split: str, device: str, imgsz: 
             save_plots: Path | None) -> None:
     """Measure mAP50-95 / mAP50 / precision / recall of MODELS on the val split of --data.
 
-    Ultralytics' val protocol (conf 0.001, multi-label NMS, iou 0.7, max_det 300) with a
-    letterbox at the model's own size (a .pt: its training size) unless --imgsz is given;
-    metrics from pycocotools on the labels converted to COCO. Several models or devices are
-    shown side by side with Δ to the first; a pair that cannot run (an OpenVINO IR on
-    onnxruntime's cpu) is skipped with a warning.
+    A MODEL is a model file (.onnx, OpenVINO IR, .pt) or the URL of a model served by Triton
+    (grpc://host:8001/NAME, http://host:8000/NAME). Ultralytics' val protocol (conf 0.001,
+    multi-label NMS, iou 0.7, max_det 300) with a letterbox at the model's own size (a .pt:
+    its training size) unless --imgsz is given; metrics from pycocotools on the labels
+    converted to COCO. Several models or devices are shown side by side with Δ to the first;
+    a pair that cannot run (an OpenVINO IR on onnxruntime's cpu, a Triton URL on anything but
+    triton) is skipped with a warning.
     """
     from ..backends.select import parse_device
     from ..dataset import load_dataset
@@ -62,8 +66,7 @@ def command(models: tuple[str, ...], data: str, split: str, device: str, imgsz: 
     if not Path(data).exists():
         raise DataError(f"dataset not found: {data}")
     for model in models:
-        if not Path(model).exists():
-            raise ModelLoadError(f"model not found: {model}")
+        require_model(model)
     devices = [d.strip() for d in device.split(",") if d.strip()] or ["auto"]
     for dev in devices:
         parse_device(dev)   # a misspelt device is an error, not a skipped run
@@ -138,16 +141,22 @@ def _save_plots(folder: Path, runs: list[tuple[Metrics, list[dict]]], dataset: D
 
 def display_names(paths: list[str]) -> list[str]:
     """File names, with the parent folder where two names collide (runs/a/best.onnx vs
-    runs/b/best.onnx → a/best.onnx, b/best.onnx), and the full path if that still collides."""
-    names = [Path(p).name for p in paths]
+    runs/b/best.onnx → a/best.onnx, b/best.onnx), and the full path if that still collides;
+    a Triton model's URL as it is."""
+    files = [p for p in paths if not is_triton_url(p)]
+    names = [Path(p).name for p in files]
+    with_parents = [f"{Path(p).parent.name}/{Path(p).name}" for p in files]
     out = []
-    for path, name in zip(paths, names):
+    for path in paths:
+        if is_triton_url(path):
+            out.append(path)
+            continue
+        name = Path(path).name
+        with_parent = f"{Path(path).parent.name}/{name}"
         if names.count(name) == 1:
             out.append(name)
-            continue
-        with_parent = f"{Path(path).parent.name}/{name}"
-        same = [f"{Path(q).parent.name}/{Path(q).name}" for q in paths].count(with_parent)
-        out.append(with_parent if same == 1 else str(path))
+        else:
+            out.append(with_parent if with_parents.count(with_parent) == 1 else str(path))
     return out
 
 
@@ -157,9 +166,11 @@ def _check_names(model: str, model_names: dict[int, str], data_names: dict[int, 
 
 
 def _run_path(base: Path, index: int, metrics: Metrics) -> Path:
-    """preds.json → preds_<#>_<model>_<backend>.json for run number `index`."""
+    """preds.json → preds_<#>_<model>_<backend>.json for run number `index` (<model>: the file
+    name, or the whole URL of a Triton model)."""
     info = metrics.model
-    tag = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{index}_{Path(info['path']).name}_{info['backend']}")
+    model = info["path"] if is_triton_url(info["path"]) else Path(info["path"]).name
+    tag = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{index}_{model}_{info['backend']}")
     return base.with_name(f"{base.stem}_{tag}{base.suffix}")
 
 
