@@ -37,6 +37,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from .errors import InferenceError, SourceError
+from .memory import release_free_memory
 from .sources import Frame, Source, number_sources, resolve_sources
 from .summary import RunStats
 
@@ -382,6 +383,7 @@ class Pipeline:
                             lane.source.name, lane.dropped)
             if self._on_source_end is not None:
                 self._on_source_end(lane.source)
+            release_free_memory()  # after the caller closed the source's outputs too
 
     def close(self) -> None:
         """Stop reading, finish in-flight requests, join the threads, release the sources."""

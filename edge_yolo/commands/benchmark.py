@@ -255,7 +255,7 @@ def _frames(source: Path | None, dataset: Any, count: int) -> tuple[str, list[np
 @click.option("--frames", type=click.IntRange(5), default=60, show_default=True, help="Frames to measure on.")
 @click.option("--jobs", type=click.IntRange(1), default=None,
               help="Requests in flight for the throughput  [default: the backend's own: 1 on ONNX Runtime CPU, "
-                   "OpenVINO's optimal number, 4 for Triton]")
+                   "twice OpenVINO's optimal number, 4 for Triton]")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Also write the results here.")
 def command(model: str, data: str | None, split: str, device: str | None, formats: str, output: Path | None,
             source: Path | None, frames: int, jobs: int | None, json_path: Path | None) -> None:
