@@ -146,17 +146,24 @@ class _OvAsync:
             raise EdgeYoloError(f"openvino inference failed: {one_line(exc)}") from exc
 
     def wait_all(self) -> None:
-        """Block until every submitted request has called back."""
+        """Block until every submitted request has finished; raise the first failure."""
         queue = self._queue
         if queue is not None:
-            queue.wait_all()
+            try:
+                queue.wait_all()
+            except RuntimeError as exc:  # an inference that failed inside OpenVINO
+                raise EdgeYoloError(f"openvino inference failed: {one_line(exc)}") from exc
         self._relay.raise_error()
 
     def close(self) -> None:
-        """Wait for the requests in flight, then release them; later submits raise."""
+        """Wait for the requests in flight, then release them; later submits raise. A failed
+        request is reported by `submit` or `wait_all`, not here."""
         queue, self._queue = self._queue, None
         if queue is not None:
-            queue.wait_all()
+            try:
+                queue.wait_all()
+            except RuntimeError:
+                pass
 
 
 class OpenVinoBackend:
