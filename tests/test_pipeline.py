@@ -228,4 +228,3 @@ def test_detector_call_failure_is_an_inference_error(ort_detector: Detector, val
     monkeypatch.setattr(ort_detector.backend, "infer", failing_on(2, ort_detector.backend.infer))
     with pytest.raises(InferenceError, match="inference failed on image 2 of 3: RuntimeError: device lost"):
         ort_detector(val_images[:3])
-
