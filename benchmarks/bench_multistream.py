@@ -5,7 +5,9 @@ The raw figure is the backend's async queue in throughput mode on frames decoded
 letterboxed beforehand (no decode, no pre/post-processing), as `edge-yolo benchmark` measures
 it. Each stream configuration runs `Detector.stream` over N copies of the video in a fresh
 process (results consumed, nothing written), so its peak RSS (sampled every 20 ms, children
-included) is its own. Reports aggregate frames/s (all streams' frames over the pipeline's wall
+included) is its own. The same pipeline also runs on the video's frames decoded beforehand
+("pre-decoded"): that row is the pipeline's own cost (letterbox, scheduling, post-processing)
+without the video decoding, which the raw figure does not do either. Reports aggregate frames/s (all streams' frames over the pipeline's wall
 time), its ratio to raw, process CPU time per frame (raw's over ours: how much of the CPU the
 pipeline's decode, pre/post-processing and scheduling add, a figure other processes on a shared
 machine disturb less than wall time), and how much peak RSS grows per extra stream. Runs are
@@ -38,6 +40,14 @@ model, device, video, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]
 detector = Detector(model, device=device, backend_options={"spinning": False})
 detector.backend.async_queue(lambda out, userdata: None)
 """
+PIPE_RUN = """
+cpu = time.process_time()
+for _frame, _detections in pipe:
+    pass
+cpu = time.process_time() - cpu
+stats = pipe.stats.to_dict()
+print(json.dumps({**stats, "cpu_ms_per_frame": 1e3 * cpu / stats["frames"]}))
+"""
 RAW_RUN = SETUP + """
 from edge_yolo.commands.benchmark import read_frames, measure_throughput
 from pathlib import Path
@@ -52,13 +62,30 @@ STREAM_RUN = SETUP + """
 from edge_yolo.pipeline import Pipeline
 from edge_yolo.sources import VideoFile
 pipe = Pipeline(detector, [VideoFile(video) for _ in range(n)])
-cpu = time.process_time()
-for _frame, _detections in pipe:
-    pass
-cpu = time.process_time() - cpu
-stats = pipe.stats.to_dict()
-print(json.dumps({**stats, "cpu_ms_per_frame": 1e3 * cpu / stats["frames"]}))
-"""
+""" + PIPE_RUN
+PREDECODED_RUN = SETUP + """
+from pathlib import Path
+from edge_yolo.commands.benchmark import read_frames
+from edge_yolo.pipeline import Pipeline
+from edge_yolo.sources import Frame, Source
+images = read_frames(Path(video), 150)
+
+class Replay(Source):
+    kind = "video"
+
+    def __init__(self, k):
+        self.name = f"copy{k}"
+
+    def __len__(self):
+        return len(images)
+
+    def __iter__(self):
+        for i, image in enumerate(images):
+            yield Frame(image, i, i / 25, self.name, None, self.source_index)
+
+pipe = Pipeline(detector, [Replay(k) for k in range(n)])
+""" + PIPE_RUN
+KINDS = {"video": STREAM_RUN, "pre-decoded": PREDECODED_RUN}
 
 
 def child(code: str, model: str, video: str, device: str, streams: int) -> dict[str, Any]:
@@ -77,41 +104,42 @@ def main() -> None:
     args = parser.parse_args()
 
     counts = [int(n) for n in args.streams.split(",")]
-    raw: list[float] = []
-    runs: dict[int, list[dict[str, Any]]] = {n: [] for n in counts}
+    configs = [(kind, n) for kind in KINDS for n in counts]
+    raw: list[dict[str, Any]] = []
+    runs: dict[tuple[str, int], list[dict[str, Any]]] = {c: [] for c in configs}
     backend = ""
     for _ in range(args.repeats):
         r = child(RAW_RUN, args.model, args.video, args.device, 1)
         raw.append(r)
         backend = r["backend"]
-        for n in counts:
-            runs[n].append(child(STREAM_RUN, args.model, args.video, args.device, n))
+        for kind, n in configs:
+            runs[kind, n].append(child(KINDS[kind], args.model, args.video, args.device, n))
     raw_fps = statistics.median(r["fps"] for r in raw)
     raw_cpu = statistics.median(r["cpu_ms_per_frame"] for r in raw)
     base = counts[0]
-    base_rss = statistics.median(r["peak_rss_mib"] for r in runs[base])
     rows = []
-    for n in counts:
-        fps = statistics.median(r["fps"] for r in runs[n])
-        rss = statistics.median(r["peak_rss_mib"] for r in runs[n])
-        cpu = statistics.median(r["cpu_ms_per_frame"] for r in runs[n])
+    for kind, n in configs:
+        fps = statistics.median(r["fps"] for r in runs[kind, n])
+        rss = statistics.median(r["peak_rss_mib"] for r in runs[kind, n])
+        base_rss = statistics.median(r["peak_rss_mib"] for r in runs[kind, base])
+        cpu = statistics.median(r["cpu_ms_per_frame"] for r in runs[kind, n])
         rows.append({
-            "streams": n, "aggregate_fps": fps, "ratio_to_raw": fps / raw_fps, "per_stream_fps": fps / n,
-            "cpu_ms_per_frame": cpu, "cpu_ratio_raw_to_pipeline": raw_cpu / cpu, "peak_rss_mib": rss,
-            "rss_per_extra_stream_mib": (rss - base_rss) / (n - base) if n != base else None,
-            "frames": runs[n][-1]["frames"], "stages_last_run": runs[n][-1]["stages"],
+            "frames_from": kind, "streams": n, "aggregate_fps": fps, "ratio_to_raw": fps / raw_fps,
+            "per_stream_fps": fps / n, "cpu_ms_per_frame": cpu, "cpu_ratio_raw_to_pipeline": raw_cpu / cpu,
+            "peak_rss_mib": rss, "rss_per_extra_stream_mib": (rss - base_rss) / (n - base) if n != base else None,
+            "frames": runs[kind, n][-1]["frames"], "stages_last_run": runs[kind, n][-1]["stages"],
         })
     results = {"model": args.model, "video": args.video, "device": args.device, "backend": backend,
                "repeats": args.repeats, "raw_fps": raw_fps, "raw_cpu_ms_per_frame": raw_cpu, "raw_runs": raw,
                "rows": rows}
 
     print(f"raw backend throughput: {raw_fps:.1f} frames/s, {raw_cpu:.1f} CPU ms/frame ({backend})")
-    print(f"{'streams':>7}{'agg fps':>9}{'ratio':>7}{'per stream':>12}{'CPU ms/f':>10}{'raw/ours':>9}"
+    print(f"{'frames':<13}{'streams':>7}{'agg fps':>9}{'ratio':>7}{'per stream':>12}{'CPU ms/f':>10}{'raw/ours':>9}"
           f"{'peak RSS':>10}{'+RSS/stream':>13}")
     for r in rows:
         extra = "" if r["rss_per_extra_stream_mib"] is None else f"{r['rss_per_extra_stream_mib']:.1f} MiB"
-        print(f"{r['streams']:>7}{r['aggregate_fps']:>9.1f}{r['ratio_to_raw']:>7.2f}{r['per_stream_fps']:>12.1f}"
-              f"{r['cpu_ms_per_frame']:>10.1f}{r['cpu_ratio_raw_to_pipeline']:>9.2f}"
+        print(f"{r['frames_from']:<13}{r['streams']:>7}{r['aggregate_fps']:>9.1f}{r['ratio_to_raw']:>7.2f}"
+              f"{r['per_stream_fps']:>12.1f}{r['cpu_ms_per_frame']:>10.1f}{r['cpu_ratio_raw_to_pipeline']:>9.2f}"
               f"{r['peak_rss_mib']:>6.0f} MiB{extra:>13}")
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(results, indent=2))
