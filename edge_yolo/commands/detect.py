@@ -59,6 +59,11 @@ class StopSignal:
         if self.signum is None:
             self.signum = signum
             self.event.set()
+            # Ignored by the OS from now on: Python puts the default handlers back late in its
+            # shutdown, where a repeat would still kill the process.
+            for other in self.SIGNALS:
+                if other != signal.SIGINT:
+                    signal.signal(other, signal.SIG_IGN)
         elif signum == signal.SIGINT:
             os.write(2, b"\nerror: aborted\n")
             os._exit(128 + signal.SIGINT)  # threads may be stuck in native inference: no joins
