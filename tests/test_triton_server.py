@@ -17,6 +17,7 @@ import shutil
 from pathlib import Path
 from typing import Iterator
 
+import cv2
 import numpy as np
 import pytest
 
@@ -30,7 +31,8 @@ NAMES = {0: "circle", 1: "square", 2: "triangle"}
 
 @pytest.fixture(scope="module")
 def server(triton_repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonServer]:
-    """Serves `shapes` (our export) and `badshape` (the same model under a config whose input is 3-D)."""
+    """Serves `shapes` (our export), `badshape` (the same model under a config whose input is 3-D)
+    and `hung` (the same model answering after 20 s)."""
     repo = tmp_path_factory.mktemp("served") / "repo"
     shutil.copytree(triton_repository / "shapes", repo / "shapes")
     bad = repo / "badshape"
@@ -39,6 +41,10 @@ def server(triton_repository: Path, tmp_path_factory: pytest.TempPathFactory) ->
     config = (repo / "shapes" / "config.pbtxt").read_text()
     (bad / "config.pbtxt").write_text(
         config.replace('name: "shapes"', 'name: "badshape"').replace("dims: [ 3, 320, 320 ]", "dims: [ 3, 102400 ]"))
+    hung = repo / "hung"
+    shutil.copytree(repo / "shapes", hung)
+    (hung / "config.pbtxt").write_text(config.replace('name: "shapes"', 'name: "hung"')
+                                       + 'parameters { key: "test_hang_s" value { string_value: "20" } }\n')
     try:
         running = TritonServer(repo, tmp_path_factory.mktemp("triton-work") / "server").start()
     except TritonEnvError as exc:
@@ -119,7 +125,7 @@ def test_server_down_is_one_clear_error(capfd: pytest.CaptureFixture, val_images
 def test_model_not_ready(server: TritonServer) -> None:
     with pytest.raises(BackendUnavailableError,
                        match=r"model 'nosuch' is not ready on Triton at .*: the server has no such model "
-                             r"\(it has: badshape, shapes\)"):
+                             r"\(it has: badshape, hung, shapes\)"):
         Detector(server.grpc_url("nosuch"))
 
 
@@ -132,6 +138,16 @@ def test_wrong_shapes(server: TritonServer) -> None:
             remote.backend.infer(np.zeros((1, 3, 640, 640), np.float32))
         with pytest.raises(UnsupportedModelError, match="fixed 320x320 input"):
             Detector(server.grpc_url("shapes"), imgsz=640)
+
+
+def test_hung_server_is_an_error_not_a_hang(server: TritonServer, val_images: list[Path]) -> None:
+    # A request the server never answers fails after the backend's timeout (default 60 s), in a
+    # single call and in a stream, instead of blocking the caller for ever.
+    image = cv2.imread(str(val_images[0]))
+    with Detector(server.grpc_url("hung"), backend_options={"timeout": 1.5}) as remote:
+        for run in (lambda: remote(image), lambda: list(remote.stream([str(val_images[0])]))):
+            with pytest.raises(EdgeYoloError, match=r"Triton at .* failed to run 'hung': .*[Dd]eadline"):
+                run()
 
 
 def test_device_and_model_must_agree(server: TritonServer, triton_repository: Path) -> None:

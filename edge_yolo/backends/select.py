@@ -62,7 +62,7 @@ def _make(req: DeviceRequest, info: ModelInfo, precision: str, imgsz: tuple[int,
     if req.kind == "triton":
         from .triton import TritonBackend
 
-        return TritonBackend(info, precision, jobs=options.get("jobs"))
+        return TritonBackend(info, precision, jobs=options.get("jobs"), timeout=options.get("timeout"))
     if req.kind == "torch":
         if info.format != "pt":
             raise BackendUnavailableError("device 'torch' runs .pt checkpoints only")
@@ -120,7 +120,7 @@ def create_backend(info: ModelInfo, device: str = "auto", precision: str = "auto
                    imgsz: tuple[int, int] | None = None, options: dict[str, Any] | None = None) -> Backend:
     """The backend for `device` (see parse_device); `auto` picks the best one that works.
 
-    `options`: backend tuning, e.g. threads/spinning (ORT CPU), workspace_bytes (TensorRT).
+    `options`: backend tuning, e.g. threads/spinning (ORT CPU), workspace_bytes (TensorRT), jobs/timeout (Triton).
     """
     req = parse_device(device)
     options = options or {}

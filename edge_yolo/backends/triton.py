@@ -28,7 +28,8 @@ from .threaded import ThreadedAsyncInfer
 
 DEFAULT_PORTS = {"grpc": 8001, "http": 8000, "https": 443}
 DEFAULT_JOBS = 4
-TIMEOUT_S = 10.0
+TIMEOUT_S = 10.0          # connecting and asking the server about the model
+INFER_TIMEOUT_S = 60.0    # one inference request: a hung server becomes an error, not a hang
 _URL = re.compile(r"^(grpc|https?)://([^/]+)/([^/]+)(?:/(\d+))?/?$", re.IGNORECASE)
 _TRITON_TYPES = {"TYPE_FP32": "float32", "TYPE_FP16": "float16"}
 _WIRE_TYPES = {"float32": "FP32", "float16": "FP16"}
@@ -86,8 +87,9 @@ def _message(exc: BaseException) -> str:
 class TritonClient:
     """One connection to one model: gRPC or HTTP behind the same few calls."""
 
-    def __init__(self, target: TritonTarget) -> None:
+    def __init__(self, target: TritonTarget, infer_timeout: float = INFER_TIMEOUT_S) -> None:
         self.target = target
+        self.infer_timeout = infer_timeout
         self.module = _tritonclient(target.protocol)
         self.grpc = target.protocol == "grpc"
         try:
@@ -96,12 +98,16 @@ class TritonClient:
             else:
                 self.client = self.module.InferenceServerClient(
                     target.address, ssl=target.protocol == "https",
-                    connection_timeout=TIMEOUT_S, network_timeout=TIMEOUT_S)
+                    connection_timeout=TIMEOUT_S, network_timeout=max(TIMEOUT_S, infer_timeout))
         except Exception as exc:  # noqa: BLE001 - bad addresses fail here with assorted errors
             raise BackendUnavailableError(f"cannot reach Triton at {target.address}: {_message(exc)}") from exc
 
     def _timeout(self) -> dict[str, float]:
         return {"client_timeout": TIMEOUT_S} if self.grpc else {}
+
+    def infer_options(self) -> dict[str, float]:
+        """Keyword arguments bounding one inference request (HTTP: the client's network timeout)."""
+        return {"client_timeout": self.infer_timeout} if self.grpc else {}
 
     def check_ready(self) -> None:
         """BackendUnavailableError unless the server is live and the model ready."""
@@ -210,9 +216,11 @@ class TritonBackend:
         info: from `read_triton_info` (what Detector reads for a model URL).
         precision: "auto" or the served model's own precision (the server decides the rest).
         jobs: requests in flight for streams (default 4).
+        timeout: seconds one inference request may take before it fails (default 60).
     """
 
-    def __init__(self, info: ModelInfo, precision: str = "auto", jobs: int | None = None) -> None:
+    def __init__(self, info: ModelInfo, precision: str = "auto", jobs: int | None = None,
+                 timeout: float | None = None) -> None:
         if info.url is None:
             raise BackendUnavailableError("device 'triton' needs a model URL like grpc://host:8001/NAME")
         self.target = parse_triton_url(info.url)
@@ -224,7 +232,8 @@ class TritonBackend:
         self._output_name = str(info.metadata.get("output_name", "output0"))
         self._max_batch = int(info.metadata.get("max_batch_size", 0))
         self._jobs = jobs or DEFAULT_JOBS
-        self._client = TritonClient(self.target)
+        self._timeout = float(timeout or INFER_TIMEOUT_S)
+        self._client = TritonClient(self.target, self._timeout)
         self._local = threading.local()
         shape = info.input_shape
         self.input_spec = InputSpec("NCHW", info.input_dtype, shape[0], shape[2], shape[3])
@@ -252,7 +261,7 @@ class TritonBackend:
             items, wanted = client.request(chunk, self._input_name, self._output_name)
             try:
                 result = client.client.infer(self.target.model, items, model_version=self.target.version,
-                                             outputs=wanted)
+                                             outputs=wanted, **client.infer_options())
             except Exception as exc:  # noqa: BLE001 - tritonclient's InferenceServerException and transport errors
                 raise self._error(exc) from exc
             outputs.append(result.as_numpy(self._output_name))
@@ -269,7 +278,7 @@ class TritonBackend:
             return self._client
         client = getattr(self._local, "client", None)
         if client is None:
-            client = self._local.client = TritonClient(self.target)
+            client = self._local.client = TritonClient(self.target, self._timeout)
         return client
 
     def async_queue(self, callback: ResultCallback, jobs: int | None = None) -> Any:
@@ -308,7 +317,8 @@ class GrpcAsyncInfer:
         items, wanted = client.request(inputs, backend._input_name, backend._output_name)
         try:
             client.client.async_infer(backend.target.model, items, functools.partial(self._done, userdata),
-                                      model_version=backend.target.version, outputs=wanted)
+                                      model_version=backend.target.version, outputs=wanted,
+                                      **client.infer_options())
         except Exception as exc:  # noqa: BLE001
             self._finish(backend._error(exc))
             self._raise_failed()
