@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import yaml
 
-from .errors import DataError
+from .errors import DataError, one_line
 
 log = logging.getLogger(__name__)
 

@@ -65,6 +65,15 @@ def test_broken_metadata_yaml_is_one_line(ul_openvino: Path, val_images: list[Pa
     assert err.count("\n") == 1 and "unexpected" not in err
 
 
+def test_broken_data_yaml_is_one_line(ul_onnx: Path, tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
+    data = tmp_path / "data.yaml"
+    data.write_text("names: {0: a\n  - : [\n")
+    code, _, err = run_cli(["val", ul_onnx, "--data", data, "--device", "cpu"], capfd)
+    last = err.strip().splitlines()[-1]
+    assert code == 1 and last.startswith(f"error: cannot read {data}: while parsing a flow mapping"), err
+    assert "Traceback" not in err and "unexpected" not in err
+
+
 def test_backend_failures_at_inference_are_ours(ul_onnx: Path, ul_openvino: Path) -> None:
     ort = OnnxRuntimeBackend(ul_onnx)
     for bad in (np.zeros((1, 3, 320, 320), np.float32), np.zeros((1, 3, 640, 640), np.float64)):
