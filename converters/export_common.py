@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from converters.metadata import build_metadata
 from edge_yolo.errors import ExportError
 from edge_yolo.postprocess import MAX_WH
 
@@ -91,6 +92,21 @@ def variant_suffix(precision: str, hw: tuple[int, int], training_hw: tuple[int, 
     if batch > 1:
         parts.append(f"b{batch}")
     return "".join(f"_{p}" for p in parts)
+
+
+def plan_export(loaded: LoadedCheckpoint, hw: tuple[int, int], batch: int, precision: str,
+                args: dict[str, Any], dynamic: bool, dynamic_batch: bool, output: str | Path | None,
+                suffix: str, force: bool) -> tuple[dict[str, Any], Path]:
+    """The export's metadata and where it goes: `output`, else the variant's default name next to
+    the checkpoint ending in `suffix`; refuses to replace what is not the same variant (see
+    check_overwrite)."""
+    if dynamic_batch:
+        args = {**args, "dynamic_batch": True}
+    meta = build_metadata(loaded, hw, batch, precision, args)
+    path = Path(output) if output is not None else default_output(
+        loaded.source, variant_suffix(precision, hw, resolve_imgsz(loaded.imgsz), dynamic, batch) + suffix)
+    check_overwrite(path, meta, force)
+    return meta, path
 
 
 def check_overwrite(path: Path, metadata: dict[str, Any], force: bool) -> None:

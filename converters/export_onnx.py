@@ -23,18 +23,16 @@ from edge_yolo.errors import ExportError
 
 from converters.export_common import (
     check_batch,
-    check_overwrite,
-    default_output,
     export_model,
     note,
+    plan_export,
     resolve_checkpoint,
     require_export_extra,
     resolve_imgsz,
     staged_output,
     step,
-    variant_suffix,
 )
-from converters.metadata import build_metadata, onnx_props, record_onnx_weights_hash
+from converters.metadata import onnx_props, record_onnx_weights_hash
 
 if TYPE_CHECKING:
     from converters.checkpoint import LoadedCheckpoint
@@ -87,12 +85,7 @@ def export_onnx(
     precision = "fp16" if half else "fp32"
     args = {"batch": batch, "half": half, "dynamic": dynamic, "simplify": simplify, "opset": opset,
             "verify": verify}
-    if dynamic_batch:
-        args["dynamic_batch"] = True
-    meta = build_metadata(loaded, hw, batch, precision, args)
-    path = Path(output) if output is not None else default_output(
-        loaded.source, variant_suffix(precision, hw, resolve_imgsz(loaded.imgsz), dynamic, batch) + ".onnx")
-    check_overwrite(path, meta, force)
+    meta, path = plan_export(loaded, hw, batch, precision, args, dynamic, dynamic_batch, output, ".onnx", force)
     path.parent.mkdir(parents=True, exist_ok=True)
 
     proto = onnx_graph(loaded, hw, batch, half, dynamic, opset, simplify, dynamic_batch)

@@ -21,19 +21,15 @@ from edge_yolo.weights_hash import WEIGHTS_KEY
 
 from converters.export_common import (
     check_batch,
-    check_overwrite,
-    default_output,
-    export_model,
     note,
+    plan_export,
     resolve_checkpoint,
     require_export_extra,
     resolve_imgsz,
     staged_output,
     step,
-    variant_suffix,
 )
 from converters.metadata import (
-    build_metadata,
     openvino_rt_info,
     save_openvino_with_weights_hash,
     write_metadata_yaml,
@@ -100,12 +96,8 @@ def export_openvino(
     precision = "int8" if int8 else "fp16" if half else "fp32"
     args = {"batch": batch, "half": half, "int8": int8, "dynamic": dynamic,
             "data": None if data is None else str(data), "fraction": fraction, "verify": verify}
-    if dynamic_batch:
-        args["dynamic_batch"] = True
-    meta = build_metadata(loaded, hw, batch, precision, args)
-    directory = Path(output) if output is not None else default_output(
-        loaded.source, variant_suffix(precision, hw, resolve_imgsz(loaded.imgsz), dynamic, batch) + "_openvino_model")
-    check_overwrite(directory, meta, force)
+    meta, directory = plan_export(loaded, hw, batch, precision, args, dynamic, dynamic_batch, output,
+                                  "_openvino_model", force)
     model = _convert(loaded, hw, batch, dynamic, dynamic_batch)
     if int8:
         from converters.quantize import quantize_int8

@@ -16,7 +16,7 @@ from .backends.cache import file_hash
 from .backends.select import create_backend, parse_device
 from .backends.triton import is_triton_url
 from .detections import Detections
-from .errors import EdgeYoloError, ExportError, InferenceError, ModelLoadError, SourceError, UnsupportedModelError
+from .errors import EdgeYoloError, InferenceError, ModelLoadError, SourceError, UnsupportedModelError
 from .modelinfo import ModelInfo, metadata_value, read_model_info
 from .postprocess import MAX_WH, postprocess
 from .preprocess import (LetterboxMeta, as_bgr, letterbox, letterbox_into, letterbox_shape, read_image, scale_boxes,
