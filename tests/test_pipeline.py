@@ -228,3 +228,31 @@ def test_detector_call_failure_is_an_inference_error(ort_detector: Detector, val
     monkeypatch.setattr(ort_detector.backend, "infer", failing_on(2, ort_detector.backend.infer))
     with pytest.raises(InferenceError, match="inference failed on image 2 of 3: RuntimeError: device lost"):
         ort_detector(val_images[:3])
+
+
+def test_openvino_failure_inside_inference_is_raised(tmp_path: Path) -> None:
+    # A real OpenVINO model whose inference fails for some input sizes (a Reshape to 7 rows:
+    # 7x7 frames pass, 8x8 fail inside the CPU plugin, after start_async has returned).
+    ov = pytest.importorskip("openvino")
+    from openvino import opset13 as ops
+
+    from edge_yolo.backends.openvino import OpenVinoBackend
+    from edge_yolo.errors import EdgeYoloError
+
+    images = ops.parameter([1, 3, -1, -1], np.float32, name="images")
+    rows = ops.reshape(images, ops.constant(np.array([1, 7, -1], np.int64)), special_zero=False)
+    ov.save_model(ov.Model([rows], [images], "fails_on_8x8"), str(tmp_path / "model.xml"))
+    backend = OpenVinoBackend(tmp_path / "model.xml", "CPU", precision="f32")
+    done: list[int] = []
+    queue = backend.async_queue(lambda out, i: done.append(i))
+    good, bad = np.zeros((1, 7, 7, 3), np.uint8), np.zeros((1, 8, 8, 3), np.uint8)
+    with pytest.raises(EdgeYoloError, match="openvino inference failed: .*Reshape"):
+        for i, frame in enumerate([good, bad] + [good] * (2 * queue.jobs)):
+            queue.submit(frame, i)
+        queue.wait_all()
+    queue.wait_all()  # the failure is reported once; the other requests still finish
+    assert 0 in done and 1 not in done
+    queue.close()
+    with pytest.raises(EdgeYoloError, match="closed"):
+        queue.submit(good, 99)
+    backend.close()

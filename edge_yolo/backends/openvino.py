@@ -4,7 +4,7 @@ done in the graph (PrePostProcessor), so it takes letterboxed BGR uint8 NHWC fra
 from __future__ import annotations
 
 import atexit
-import gc
+import queue
 import threading
 import weakref
 from pathlib import Path
@@ -49,121 +49,117 @@ def _with_preprocessing(ov: Any, model: Any) -> Any:
     return ppp.build()
 
 
-# OpenVINO aborts the process when a compiled model is destroyed on one of its own executor
-# threads (its destructor joins that thread). Python's cyclic garbage collector may run on the
-# thread that runs our completion callback and free a backend or queue there, so objects
-# collected during a callback are parked here and released later on an ordinary thread.
-_in_callback = threading.local()
-_parked: list[dict[str, Any]] = []
-_parked_lock = threading.Lock()
+# No Python code ever runs on OpenVINO's own threads: with a Python completion callback
+# (AsyncInferQueue.set_callback), those threads take the GIL, and that aborted the process when
+# it happened during the interpreter's shutdown, or deadlocked against a thread destroying a
+# compiled model (whose destructor joins them while holding the GIL). Requests are started
+# without callbacks and one Python thread per queue waits for them in order instead.
+_live: "weakref.WeakSet[_OvAsync]" = weakref.WeakSet()
 
 
-def _park_if_in_callback(owner: Any) -> None:
-    """From `__del__`: keep `owner`'s attributes alive when it dies on a callback thread."""
-    if getattr(_in_callback, "active", False):
-        with _parked_lock:
-            _parked.append(dict(owner.__dict__))
+def _close_queues_at_exit() -> None:
+    # A results thread still waiting inside OpenVINO when the interpreter shuts down would be
+    # ended in the middle of C++ code: stop them all first, while Python still runs.
+    for async_queue in list(_live):
+        async_queue.close()
 
 
-def _release_parked() -> None:
-    """Free what was parked (call from a thread that is not running a callback)."""
-    if getattr(_in_callback, "active", False):
-        return
-    with _parked_lock:
-        parked = _parked[:]
-        _parked.clear()
-    del parked
+atexit.register(_close_queues_at_exit)
 
 
-# What is still alive when the interpreter exits is released first, while Python still runs:
-# left to the interpreter's final garbage collection, an OpenVINO thread that still needs the
-# GIL (a callback, or the release of one) is ended by Python in the middle of C++ code and the
-# process aborts ("terminate called without an active exception").
-_live: "weakref.WeakSet[Any]" = weakref.WeakSet()
+class _Results:
+    """What a queue's results thread needs (kept apart from _OvAsync, so that dropping the
+    queue ends the thread instead of the thread keeping the queue alive)."""
 
+    def __init__(self, requests: list[Any], callback: ResultCallback) -> None:
+        self.callback = callback
+        self.idle: queue.SimpleQueue = queue.SimpleQueue()
+        for request in requests:
+            self.idle.put(request)
+        self.started: queue.SimpleQueue = queue.SimpleQueue()  # (request, userdata), None to stop
+        self.in_flight = 0
+        self.done = threading.Condition()
+        self.error: BaseException | None = None
 
-def _release_all_at_exit() -> None:
-    for owner in list(_live):
-        owner.close()
-    _release_parked()
-    gc.collect()
+    def run(self) -> None:
+        while (item := self.started.get()) is not None:
+            request, userdata = item
+            item = None
+            try:
+                request.wait()
+                output = request.get_output_tensor(0).data.copy()
+            except RuntimeError as exc:  # the inference failed inside OpenVINO
+                self._fail(EdgeYoloError(f"openvino inference failed: {one_line(exc)}"))
+            else:
+                try:
+                    self.callback(output, userdata)
+                except BaseException as exc:  # noqa: BLE001 - re-raised in the submitting thread
+                    self._fail(exc)
+            finally:
+                userdata = output = None  # the caller's frames are not kept until the next result
+                self.idle.put(request)
+                with self.done:
+                    self.in_flight -= 1
+                    self.done.notify_all()
 
-
-atexit.register(_release_all_at_exit)
-
-
-class _Relay:
-    """The queue's completion callback: hands results on and keeps the first failure.
-
-    Kept apart from the queue on purpose: a callback that refers back to its AsyncInferQueue
-    makes a cycle through a C++ object that the garbage collector cannot see, so every stream
-    would leak its queue and infer requests."""
-
-    def __init__(self, callback: ResultCallback) -> None:
-        self._callback = callback
-        self._error: BaseException | None = None
-        self._lock = threading.Lock()
-
-    def __call__(self, request: Any, userdata: Any) -> None:
-        _in_callback.active = True
-        try:
-            self._callback(request.get_output_tensor(0).data.copy(), userdata)
-        except BaseException as exc:  # re-raised in the submitting thread
-            with self._lock:
-                self._error = self._error or exc
-        finally:
-            _in_callback.active = False
+    def _fail(self, exc: BaseException) -> None:
+        with self.done:
+            self.error = self.error or exc
 
     def raise_error(self) -> None:
-        with self._lock:
-            error, self._error = self._error, None
+        with self.done:
+            error, self.error = self.error, None
         if error is not None:
             raise error
 
 
 class _OvAsync:
-    """AsyncInfer over an openvino AsyncInferQueue (completion-order callbacks)."""
+    """AsyncInfer over `jobs` OpenVINO infer requests; results are handed on in submission order
+    by a Python thread of this queue."""
 
-    def __init__(self, queue: Any, callback: ResultCallback) -> None:
-        self._queue = queue
-        self._relay = _Relay(callback)
-        self.jobs = len(queue)
-        queue.set_callback(self._relay)
+    def __init__(self, compiled: Any, jobs: int, callback: ResultCallback) -> None:
+        self.jobs = jobs
+        self._results = _Results([compiled.create_infer_request() for _ in range(jobs)], callback)
+        self._thread = threading.Thread(target=self._results.run, name="openvino-results", daemon=True)
+        self._thread.start()
+        self._closed = False
         _live.add(self)
 
     def __del__(self) -> None:
-        _park_if_in_callback(self)
+        self.close()
 
     def submit(self, inputs: np.ndarray, userdata: Any) -> None:
         """Start an inference (inputs are copied); blocks while every request is busy."""
-        self._relay.raise_error()
-        queue = self._queue
-        if queue is None:
+        results = self._results
+        results.raise_error()
+        if self._closed:
             raise EdgeYoloError("this openvino inference queue is closed")
+        request = results.idle.get()
         try:
-            queue.start_async({0: inputs}, userdata)
+            request.start_async({0: inputs})
         except RuntimeError as exc:
+            results.idle.put(request)
             raise EdgeYoloError(f"openvino inference failed: {one_line(exc)}") from exc
+        with results.done:
+            results.in_flight += 1
+        results.started.put((request, userdata))
 
     def wait_all(self) -> None:
-        """Block until every submitted request has finished; raise the first failure."""
-        queue = self._queue
-        if queue is not None:
-            try:
-                queue.wait_all()
-            except RuntimeError as exc:  # an inference that failed inside OpenVINO
-                raise EdgeYoloError(f"openvino inference failed: {one_line(exc)}") from exc
-        self._relay.raise_error()
+        """Block until every submitted request has been handed on; raise the first failure."""
+        results = self._results
+        with results.done:
+            results.done.wait_for(lambda: results.in_flight == 0)
+        results.raise_error()
 
     def close(self) -> None:
-        """Wait for the requests in flight, then release them; later submits raise. A failed
-        request is reported by `submit` or `wait_all`, not here."""
-        queue, self._queue = self._queue, None
-        if queue is not None:
-            try:
-                queue.wait_all()
-            except RuntimeError:
-                pass
+        """Wait for the requests in flight, then stop the results thread; later submits raise.
+        A failed request is reported by `submit` or `wait_all`, not here."""
+        if self._closed:
+            return
+        self._closed = True
+        self._results.started.put(None)
+        if self._thread is not threading.current_thread():
+            self._thread.join()
 
 
 class OpenVinoBackend:
@@ -180,7 +176,6 @@ class OpenVinoBackend:
 
     def __init__(self, path: str | Path, device: str = "CPU", precision: str = "auto",
                  imgsz: tuple[int, int] | None = None, batch: int | None = None) -> None:
-        _release_parked()
         ov = _ov()
         path = openvino_xml(Path(path))
         if precision != "auto" and precision not in PRECISIONS:
@@ -214,7 +209,6 @@ class OpenVinoBackend:
             self._core.set_property({"CACHE_DIR": str(keyed_dir("openvino", ov.__version__))})
         self._lock = threading.Lock()  # guards the compilations and the idle requests
         self._closed = False
-        _live.add(self)
         self._compiled: Any = self._compile("LATENCY")
         self._idle: list[Any] = [self._compiled.create_infer_request()]
         self._throughput: Any = None
@@ -272,10 +266,9 @@ class OpenVinoBackend:
                     self._idle.append(request)
 
     def async_queue(self, callback: ResultCallback, jobs: int | None = None) -> _OvAsync:
-        """An AsyncInferQueue on a THROUGHPUT-hint compilation (made on first use);
+        """A queue of infer requests on a THROUGHPUT-hint compilation (made on first use);
         `jobs` None gives twice the device's optimal number of requests. The LATENCY compilation
         is released meanwhile (about 40 MB) and made again only if `infer` is called later."""
-        ov = _ov()
         with self._lock:
             self._check_open()
             if self._throughput is None:
@@ -287,7 +280,7 @@ class OpenVinoBackend:
             # once instead of idling while the caller gets the GIL, pre-processes and submits
             # (4 video streams: about +5% frames/s on 2 cores).
             jobs = 2 * int(throughput.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
-        return _OvAsync(ov.AsyncInferQueue(throughput, jobs), callback)
+        return _OvAsync(throughput, jobs, callback)
 
     def close(self) -> None:
         """Release the compiled models (requests still running finish first); later calls raise."""
@@ -295,7 +288,4 @@ class OpenVinoBackend:
             self._closed = True
             self._compiled = self._throughput = None
             self._idle = []
-        _release_parked()
 
-    def __del__(self) -> None:
-        _park_if_in_callback(self)
