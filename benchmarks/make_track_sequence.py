@@ -143,9 +143,9 @@ def _enter_from_edge(shape: Shape, others: list[Shape], difficulty: Difficulty, 
     else:
         shape.x, shape.y, inward = along * WIDTH, HEIGHT + r, -math.pi / 2
     _aim_or_wander(shape, others, difficulty, rng, inward + rng.uniform(-0.7, 0.7))
-    if abs(math.atan2(shape.vy, shape.vx) - inward) % (2 * math.pi) > 1.2 and \
-            abs(math.atan2(shape.vy, shape.vx) - inward) % (2 * math.pi) < 2 * math.pi - 1.2:
-        speed = math.hypot(shape.vx, shape.vy)  # an aim that points back out: go straight in instead
+    speed = math.hypot(shape.vx, shape.vy)
+    if shape.vx * math.cos(inward) + shape.vy * math.sin(inward) < speed * math.cos(1.2):
+        # aimed more than 1.2 rad off the inward direction (it might never come in): go straight in
         shape.vx, shape.vy = speed * math.cos(inward), speed * math.sin(inward)
     shape.active = True
 
