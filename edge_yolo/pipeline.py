@@ -93,6 +93,7 @@ class _Lane:
     tracker: Any = None
     dropped: int = 0             # webcam frames dropped because the lane was full
     ended: bool = False
+    room: threading.Condition | None = None  # its reader waits here for room in `frames`
 
 
 class Pipeline:
@@ -138,8 +139,12 @@ class Pipeline:
         self._stop = threading.Event()
         self._external_stop = stop
         self._queue_size = max(1, queue_size)
-        self._lanes = [_Lane(s, self._queue_size) for s in self.sources]
-        self._cond = threading.Condition()
+        # One lock, and a condition per waiter: the scheduler waits on _work (frames, free
+        # requests, frames yielded), each reader on its lane's `room`, so an event wakes only
+        # the thread it concerns.
+        self._lock = threading.Lock()
+        self._work = threading.Condition(self._lock)
+        self._lanes = [_Lane(s, self._queue_size, room=threading.Condition(self._lock)) for s in self.sources]
         self._results: queue.Queue = queue.Queue()
         self._jobs = jobs
         self._batch = _batch_limit(detector, max_batch)
@@ -161,7 +166,7 @@ class Pipeline:
     # -- readers -------------------------------------------------------------------------
     def _read_files(self, pending: deque) -> None:
         while not self._stop.is_set():
-            with self._cond:
+            with self._lock:
                 if not pending:
                     return
                 lane = pending.popleft()
@@ -180,9 +185,9 @@ class Pipeline:
         except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
             self._results.put(_Failure(exc))
         finally:
-            with self._cond:
+            with self._lock:
                 lane.read_done = True
-                self._cond.notify_all()
+                self._work.notify()
 
     def _read_one(self, lane: _Lane) -> None:
         source = lane.source
@@ -204,7 +209,7 @@ class Pipeline:
 
     def _push(self, lane: _Lane, frame: Frame) -> bool:
         """Put a frame in its lane: a webcam drops its oldest frame, any other source waits for room."""
-        with self._cond:
+        with self._lock:
             while len(lane.frames) >= lane.capacity:
                 if self._stop.is_set():
                     return False
@@ -212,9 +217,9 @@ class Pipeline:
                     lane.frames.popleft()
                     lane.dropped += 1
                     break
-                self._cond.wait(_POLL)
+                lane.room.wait(_POLL)
             lane.frames.append(frame)
-            self._cond.notify_all()
+            self._work.notify()
         return not self._stop.is_set()
 
     # -- scheduler -----------------------------------------------------------------------
@@ -248,7 +253,7 @@ class Pipeline:
         they waited _MAX_WAIT; then submitting waits inside the backend and surfaces a request
         that failed without calling back. Returns [] when every source is done (or on stop)."""
         since = time.monotonic()
-        with self._cond:
+        with self._lock:
             while not self._stop.is_set():
                 ready = sum(len(lane.frames) for lane in self._lanes)
                 room = min(self._batch, self._budget - self._alive)
@@ -258,12 +263,13 @@ class Pipeline:
                     self._in_flight += 1
                     self._alive += len(batch)
                     self._send_ends()
-                    self._cond.notify_all()
+                    for i in dict.fromkeys(i for i, _, _ in batch):
+                        self._lanes[i].room.notify()
                     return batch
                 self._send_ends()
                 if all(lane.end_sent for lane in self._lanes):
                     return []
-                self._cond.wait(_POLL)
+                self._work.wait(_POLL)
         return []
 
     def _saturated(self) -> bool:
@@ -302,9 +308,9 @@ class Pipeline:
         for _ in items:
             self.stats.add("infer", elapsed)
         self._results.put((items, out))
-        with self._cond:
+        with self._lock:
             self._in_flight -= 1
-            self._cond.notify_all()
+            self._work.notify()
 
     # -- consumer side -------------------------------------------------------------------
     def start(self) -> None:
@@ -373,9 +379,9 @@ class Pipeline:
                 self.stats.add("track", time.perf_counter() - t1)
             self.stats.frame_done(lane.source.name)
             yield frame, detections
-            with self._cond:
+            with self._lock:
                 self._alive -= 1
-                self._cond.notify_all()
+                self._work.notify()
         if lane.total is not None and lane.next_out == lane.total and not lane.ended:
             lane.ended = True
             if lane.dropped:
@@ -395,8 +401,10 @@ class Pipeline:
             stop = getattr(source, "stop", None)
             if stop is not None:
                 stop.set()
-        with self._cond:
-            self._cond.notify_all()
+        with self._lock:
+            self._work.notify_all()
+            for lane in self._lanes:
+                lane.room.notify_all()
         for t in self._threads:
             # A reader blocked on a hung network read is left behind (daemon) rather than hang here.
             t.join(timeout=5.0 if t.name.startswith("read") else None)

@@ -85,6 +85,8 @@ class ObjectTracker:
         if unknown:
             raise EdgeYoloError(
                 f"{kind} has no option {', '.join(unknown)}; its options are: {', '.join(sorted(accepted))}")
+        for name, value in options.items():
+            _check_option(kind, name, value, accepted[name])
         self.kind = kind
         self.frame_rate = float(frame_rate) if frame_rate and frame_rate > 0 else 30.0
         self.options = dict(options)
@@ -128,6 +130,22 @@ class ObjectTracker:
 
     def __repr__(self) -> str:
         return f"ObjectTracker({self.kind}, {self.options})"
+
+
+_KIND_OF_VALUE = {bool: "true or false", int: "a whole number", float: "a number", str: "a text"}
+
+
+def _check_option(kind: str, name: str, value: Any, default: Any) -> None:
+    """A tracker option must have its default's type (an int is a valid float), a threshold 0..1."""
+    expected = type(default)
+    if expected is bool or isinstance(value, bool):
+        valid = expected is bool and isinstance(value, bool)
+    else:
+        valid = isinstance(value, (int, float) if expected is float else expected)
+    if not valid:
+        raise EdgeYoloError(f"{kind} option {name} takes {_KIND_OF_VALUE[expected]}, got {value!r}")
+    if name.endswith("threshold") and not 0 <= value <= 1:
+        raise EdgeYoloError(f"{kind} option {name} must be between 0 and 1, got {value}")
 
 
 def _with_ids(detections: Detections, index: np.ndarray, ids: np.ndarray) -> Detections:

@@ -14,7 +14,6 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-import av
 import numpy as np
 import pytest
 
@@ -222,6 +221,13 @@ def test_tracker_options_are_checked() -> None:
         create_tracker("sort", high_conf_det_threshold=0.5)
     with pytest.raises(EdgeYoloError, match="unknown tracker"):
         create_tracker("deepsort")
+    assert create_tracker("bytetrack", minimum_iou_threshold=1).options == {"minimum_iou_threshold": 1}
+    with pytest.raises(EdgeYoloError, match="bytetrack option lost_track_buffer takes a whole number, got 2.5"):
+        create_tracker("bytetrack", lost_track_buffer=2.5)
+    with pytest.raises(EdgeYoloError, match="botsort option enable_cmc takes true or false, got 1"):
+        create_tracker("botsort", enable_cmc=1)
+    with pytest.raises(EdgeYoloError, match="sort option track_activation_threshold must be between 0 and 1, got 2"):
+        create_tracker("sort", track_activation_threshold=2)
 
 
 @pytest.mark.parametrize(
@@ -230,6 +236,8 @@ def test_tracker_options_are_checked() -> None:
         (["--tracker", "deepsort"], "error: Invalid value for '--tracker'"),
         (["--tracker-opt", "lost_track_buffer"], "error: --tracker-opt takes NAME=VALUE"),
         (["--tracker-opt", "nonsense=1"], "error: bytetrack has no option nonsense"),
+        (["--tracker-opt", "lost_track_buffer=abc"], "error: bytetrack option lost_track_buffer takes a whole number, got 'abc'"),
+        (["--tracker-opt", "minimum_iou_threshold=-0.1"], "error: bytetrack option minimum_iou_threshold must be between 0 and 1"),
         (["--line", "1,2,3"], "error: --line takes x1,y1,x2,y2"),
         (["--line", "1,2,1,2"], "error: a counting line needs two different end points"),
         (["--zone", "1,2,3,4"], "error: --zone takes"),
