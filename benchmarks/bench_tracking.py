@@ -1,7 +1,8 @@
 """Tracking accuracy (HOTA, MOTA, IDF1, ID switches) and tracking cost per frame.
 
-Accuracy: the detector runs once over a video at the tracking confidence (0.1); each tracker
-kind (the `trackers` library's default settings) then tracks those detections, and its
+Accuracy: the detector runs once over a video at a low confidence; each tracker kind (at
+edge-yolo's defaults) then tracks the detections at or above its tracking confidence
+(`edge_yolo.tracking.track_conf`: 0.05 for ByteTrack, 0.1 for the others), and its
 MOTChallenge output is scored against the ground truth by `edge_yolo.mot_eval`, beside a
 reference tracker file (by default Ultralytics 8.4 `yolo track` ByteTrack on the same ONNX
 model). Cost: `ObjectTracker.update()` on 20 real detections per frame (the 20 best-scored
@@ -11,7 +12,7 @@ over frames and repeats.
     python benchmarks/bench_tracking.py [--video V --gt gt.txt --reference ref.txt --model M]
         [--repeats 5] [--out benchmarks/results/bench_tracking.json]
     python benchmarks/bench_tracking.py --sequences DIR [DIR ...] [--tracker bytetrack:lost_track_buffer=60]
-        [--conf 0.1] [--out benchmarks/results/bench_tracking_sequences.json]
+        [--conf C] [--out benchmarks/results/bench_tracking_sequences.json]
 
 Defaults: the fixture in tests/fixtures/track and the shapes ONNX model. With --sequences, each
 directory is one MOTChallenge sequence (`video.mp4`, `gt/gt.txt`, and any other tracker's MOT
@@ -37,18 +38,18 @@ from edge_yolo import Detector
 from edge_yolo.errors import EdgeYoloError
 from edge_yolo.mot_eval import evaluate_mot
 from edge_yolo.sinks import MotWriter
-from edge_yolo.tracking import TRACK_CONF, TRACKER_KINDS, create_tracker
+from edge_yolo.tracking import TRACKER_KINDS, create_tracker, track_conf
 
 ROOT = Path(__file__).resolve().parents[1]
 TRACK = ROOT / "tests" / "fixtures" / "track"
 MODEL = ROOT / "tests" / "fixtures" / "shapes" / "yolo12n_shapes.onnx"
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "bench_tracking.json"
-# (label, kind, options): every kind at the library's defaults, and BoT-SORT without camera-motion
-# compensation (what a fixed camera needs; CMC is most of its cost).
+# (label, kind, options): every kind at edge-yolo's defaults, and BoT-SORT with the library's
+# camera-motion compensation (for moving cameras; it is most of BoT-SORT's cost).
 Run = tuple[str, str, dict[str, Any]]
 RUNS: tuple[Run, ...] = (
     *((kind, kind, {}) for kind in TRACKER_KINDS),
-    ("botsort enable_cmc=False", "botsort", {"enable_cmc": False}),
+    ("botsort enable_cmc=True", "botsort", {"enable_cmc": True}),
 )
 COLUMNS = ("HOTA", "DetA", "AssA", "MOTA", "IDF1", "IDSW", "CLR_FP", "CLR_FN")
 
@@ -76,8 +77,9 @@ def detect_all(model: Path, video: Path, device: str) -> tuple[list[Any], float]
 
 
 def track_file(kind: str, options: dict[str, Any], frames: list[Any], fps: float, out: Path,
-               conf: float = TRACK_CONF) -> Path:
-    """Track the detections at or above `conf` with `kind` into a MOT file."""
+               conf: float | None = None) -> Path:
+    """Track the detections at or above `conf` (default: the kind's track_conf) with `kind` into a MOT file."""
+    conf = track_conf(kind) if conf is None else conf
     tracker = create_tracker(kind, frame_rate=fps, **options)
     writer = MotWriter(out)
     try:
@@ -113,7 +115,7 @@ def format_row(label: str, row: dict[str, Any], width: int = 34) -> str:
     return f"{label:{width}s} {cells}"
 
 
-def score_sequence(directory: Path, model: Path, device: str, runs: tuple[Run, ...], conf: float,
+def score_sequence(directory: Path, model: Path, device: str, runs: tuple[Run, ...], conf: float | None,
                    tracks_dir: Path) -> list[dict[str, Any]]:
     """Accuracy rows of one sequence directory: its reference files, then each run."""
     gt = directory / "gt" / "gt.txt"
@@ -146,7 +148,7 @@ def main_sequences(args: argparse.Namespace, runs: tuple[Run, ...]) -> None:
     totals = aggregate(per_sequence)
     width = max(len(row["tracker"]) for row in totals)
     header = f"{'tracker':{width}s} " + " ".join(f"{c:>7s}" for c in COLUMNS)
-    print(f"{len(per_sequence)} sequences, detector conf {args.conf}\n{'sequence':12s} {header}")
+    print(f"{len(per_sequence)} sequences, detector conf {args.conf or 'per kind'}\n{'sequence':12s} {header}")
     for name, rows in per_sequence.items():
         for row in rows:
             print(f"{name:12s} " + format_row(row["tracker"], row, width))
@@ -171,7 +173,8 @@ def main() -> None:
                         help="Score these MOTChallenge sequence directories instead (accuracy only).")
     parser.add_argument("--tracker", type=parse_tracker, action="append", default=[],
                         help="Also run KIND:key=value,... (repeatable).")
-    parser.add_argument("--conf", type=float, default=TRACK_CONF, help="Detector confidence fed to the trackers.")
+    parser.add_argument("--conf", type=float, default=None,
+                        help="Detector confidence fed to every tracker (default: each kind's track_conf).")
     parser.add_argument("--model", type=Path, default=MODEL)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=5)
@@ -200,7 +203,7 @@ def main() -> None:
         rows.append({"tracker": f"edge-yolo {label}", **evaluate_mot(args.gt, path),
                      "update": update_cost_ms(kind, options, frames, fps, args.repeats)})
 
-    print(f"{args.video.name}: {len(frames)} frames, detector conf {args.conf}, trackers at the library's defaults")
+    print(f"{args.video.name}: {len(frames)} frames, detector conf {args.conf or 'per kind'}, trackers at edge-yolo's defaults")
     print(f"{'tracker':34s} " + " ".join(f"{c:>7s}" for c in COLUMNS) + "  update ms (20 dets) p50/p95")
     for row in rows:
         cost = f"  {row['update']['median_ms']:.3f}/{row['update']['p95_ms']:.3f}" if "update" in row else ""

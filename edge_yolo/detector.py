@@ -262,8 +262,8 @@ class Detector:
 
         tracker: bytetrack (default), botsort, ocsort, sort, or an `edge_yolo.tracking.ObjectTracker`
         made with options (`create_tracker("bytetrack", lost_track_buffer=60)`). Needs the
-        `track` extra. A detector for tracking usually runs at conf 0.1, so that ByteTrack's
-        second stage sees the low-score boxes.
+        `track` extra. Make the detector with `conf=edge_yolo.tracking.track_conf(kind)` (0.05
+        for ByteTrack, whose second stage follows tracks through low-score boxes).
         """
         return self.stream(source, tracker=tracker, **kwargs)
 

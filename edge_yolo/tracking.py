@@ -1,10 +1,11 @@
 """Multi-object tracking of Detections with the `trackers` library: ByteTrack, BoT-SORT, OC-SORT, SORT.
 
     from edge_yolo import Detector
-    from edge_yolo.tracking import create_tracker
+    from edge_yolo.tracking import create_tracker, track_conf
 
     tracker = create_tracker("bytetrack")
-    for frame, detections in Detector("model.onnx", conf=0.1).stream("video.mp4", tracker=tracker):
+    detector = Detector("model.onnx", conf=track_conf("bytetrack"))  # 0.05: low-score boxes keep tracks alive
+    for frame, detections in detector.stream("video.mp4", tracker=tracker):
         print(frame.index, detections.tracker_id)
 
 A tracker keeps state across the frames of one source: use one per camera (`SourceTrackers`
@@ -34,15 +35,30 @@ TRACKER_CLASSES: dict[str, str] = {
 }
 TRACKER_KINDS = tuple(TRACKER_CLASSES)
 
-# Every tracker runs with the `trackers` library's own defaults unless options are given
-# (benchmarks/bench_tracking.py measures them against Ultralytics' ByteTrack on our fixture).
+# Where edge-yolo's defaults differ from the `trackers` library's. Chosen across 14 generated
+# sequences (benchmarks/make_track_sequence.py) on two runtimes against Ultralytics' trackers,
+# then checked on the fixture; see the README's "Tracking accuracy". The library's 0.6/0.7
+# thresholds never start tracks for objects the detector scores lower, and BoT-SORT's
+# camera-motion compensation costs 25-40 ms a frame for no accuracy gain on those sequences.
+DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
+    "bytetrack": {"high_conf_det_threshold": 0.7, "minimum_iou_threshold": 0.2},
+    "botsort": {"enable_cmc": False, "track_activation_threshold": 0.5, "high_conf_det_threshold": 0.5,
+                "minimum_iou_threshold_first_assoc": 0.3, "minimum_iou_threshold_second_assoc": 0.3},
+}
+
+# The detector confidence `track` runs at per kind: ByteTrack's second stage keeps tracks alive
+# through boxes scored down to 0.05; SORT has no such stage and only gains false matches from
+# them, and BoT-SORT ignores boxes at or below 0.1.
+TRACK_CONFS: dict[str, float] = {"bytetrack": 0.05, "botsort": 0.1, "ocsort": 0.1, "sort": 0.1}
 
 # Trackers that use the image itself (BoT-SORT's camera-motion compensation).
 _USES_FRAME = {"botsort"}
 
-# The detection confidence threshold `track` runs the detector at (ByteTrack's second stage
-# matches low-score boxes to existing tracks, so they must reach the tracker).
-TRACK_CONF = 0.1
+
+def track_conf(kind: str) -> float:
+    """The detector confidence threshold to track with `kind` at."""
+    _tracker_class(kind)
+    return TRACK_CONFS[kind]
 
 
 def _tracker_class(kind: str) -> type:
@@ -56,7 +72,7 @@ def _tracker_class(kind: str) -> type:
 
 
 def tracker_parameters(kind: str) -> dict[str, Any]:
-    """The options a tracker kind accepts, with their defaults."""
+    """The options a tracker kind accepts, with edge-yolo's defaults (DEFAULT_OPTIONS over the library's)."""
     cls = _tracker_class(kind)
     params = {
         name: p.default
@@ -64,7 +80,7 @@ def tracker_parameters(kind: str) -> dict[str, Any]:
         if name not in ("self", "frame_rate") and p.kind is p.POSITIONAL_OR_KEYWORD
         and isinstance(p.default, (int, float, bool, str))
     }
-    return params
+    return {**params, **DEFAULT_OPTIONS.get(kind, {})}
 
 
 class ObjectTracker:
@@ -91,7 +107,7 @@ class ObjectTracker:
         self.frame_rate = float(frame_rate) if frame_rate and frame_rate > 0 else 30.0
         self.options = dict(options)
         try:
-            self._impl = cls(frame_rate=self.frame_rate, **self.options)
+            self._impl = cls(frame_rate=self.frame_rate, **{**DEFAULT_OPTIONS.get(kind, {}), **self.options})
         except (TypeError, ValueError) as exc:
             raise EdgeYoloError(f"bad {kind} options {self.options}: {exc}") from exc
 

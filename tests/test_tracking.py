@@ -24,7 +24,8 @@ from edge_yolo.commands.track import TrackRun
 from edge_yolo.errors import EdgeYoloError
 from edge_yolo.mot_eval import evaluate_mot
 from edge_yolo.sources import LiveSource, VideoFile
-from edge_yolo.tracking import TRACKER_KINDS, create_tracker
+from edge_yolo.sinks import MotWriter
+from edge_yolo.tracking import TRACKER_KINDS, create_tracker, track_conf, tracker_parameters
 
 from test_cli_detect import run_cli, video_frames
 from test_sources import faststart_copy
@@ -98,6 +99,30 @@ def test_track_beats_ultralytics_bytetrack(track_run: dict[str, Any]) -> None:
     assert ours["HOTA"] >= ul["HOTA"]
     assert ours["IDF1"] >= ul["IDF1"]
     assert ours["IDSW"] < ul["IDSW"]
+
+
+def test_botsort_at_its_defaults_beats_ultralytics_bytetrack(ul_onnx: Path, track_video: Path, tmp_path: Path) -> None:
+    """BoT-SORT at edge-yolo's defaults (no camera-motion compensation, 0.5 thresholds) over the
+    whole video, via the Python API at its tracking confidence."""
+    assert track_conf("botsort") == 0.1 and tracker_parameters("botsort")["enable_cmc"] is False
+    detector = Detector(ul_onnx, device="cpu", conf=track_conf("botsort"))
+    mot = MotWriter(tmp_path / "botsort.txt")
+    for frame, dets in detector.track(str(track_video), tracker="botsort"):
+        mot.write(frame, dets)
+    mot.close()
+    ours, ul = evaluate_mot(GT, tmp_path / "botsort.txt"), evaluate_mot(GT, UL_TRACKS)
+    assert ours["HOTA"] >= ul["HOTA"] and ours["IDF1"] >= ul["IDF1"] and ours["IDSW"] < ul["IDSW"]
+
+
+def test_tracking_defaults() -> None:
+    """edge-yolo's own defaults over the library's where they differ; the detector confidence per kind."""
+    assert tracker_parameters("bytetrack") == {
+        "lost_track_buffer": 30, "track_activation_threshold": 0.7, "minimum_consecutive_frames": 2,
+        "minimum_iou_threshold": 0.2, "high_conf_det_threshold": 0.7}
+    assert [track_conf(kind) for kind in TRACKER_KINDS] == [0.05, 0.1, 0.1, 0.1]
+    assert create_tracker("bytetrack", minimum_iou_threshold=0.1).options == {"minimum_iou_threshold": 0.1}
+    with pytest.raises(EdgeYoloError, match="unknown tracker"):
+        track_conf("deepsort")
 
 
 def test_track_outputs_agree(track_run: dict[str, Any]) -> None:
@@ -180,13 +205,13 @@ def test_track_colours_are_per_id() -> None:
 
 @pytest.fixture(scope="module")
 def first_frames(ul_onnx: Path, track_video: Path) -> list[tuple[Any, Detections]]:
-    """The first 30 frames and their detections at the tracking confidence (0.1), via the Python API."""
-    detector = Detector(ul_onnx, device="cpu", conf=0.1)
+    """The first 30 frames and their detections at ByteTrack's tracking confidence, via the Python API."""
+    detector = Detector(ul_onnx, device="cpu", conf=track_conf("bytetrack"))
     return list(islice(detector.stream(str(track_video)), 30))
 
 
 def test_python_api_tracks_like_the_cli(ul_onnx: Path, track_video: Path, track_run: dict[str, Any]) -> None:
-    detector = Detector(ul_onnx, device="cpu", conf=0.1)
+    detector = Detector(ul_onnx, device="cpu", conf=track_conf("bytetrack"))
     for (frame, dets), record in zip(islice(detector.track(str(track_video)), 30), track_run["records"]):
         assert frame.index == record["frame"]
         assert dets.tracker_id.tolist() == [d["track_id"] for d in record["detections"]]

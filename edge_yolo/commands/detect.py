@@ -108,7 +108,7 @@ def _check_show() -> None:
         raise EdgeYoloError("--show needs an OpenCV build with GUI support and a display (this OpenCV has no GUI)") from exc
 
 
-def media_options(conf: float) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def media_options(conf: float | None, conf_help: str = "Confidence threshold.") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """The SOURCE argument and the options `detect` and `track` share (model, NMS, outputs, display)."""
     options = [
         click.argument("sources", nargs=-1, required=True),
@@ -116,7 +116,7 @@ def media_options(conf: float) -> Callable[[Callable[..., Any]], Callable[..., A
                      help="Model: .onnx, OpenVINO directory/.xml or .pt (converted to ONNX next to it). Env: EDGE_YOLO_MODEL."),
         click.option("--device", default="auto", show_default=True,
                      help="auto, cpu, openvino[:CPU|GPU|NPU|AUTO], cuda[:N], tensorrt[:N], torch, triton (a model URL grpc://host:8001/NAME)."),
-        click.option("--conf", type=click.FloatRange(0, 1), default=conf, show_default=True, help="Confidence threshold."),
+        click.option("--conf", type=click.FloatRange(0, 1), default=conf, show_default=conf is not None, help=conf_help),
         click.option("--iou", type=click.FloatRange(0, 1), default=0.7, show_default=True, help="NMS IoU threshold."),
         click.option("--imgsz", default=None, help="Input size 640 or H,W (dynamic models only; default: the model's)."),
         click.option("--classes", default=None, help="Keep only these class ids, e.g. 0,2."),

@@ -16,7 +16,7 @@ import click
 from edge_yolo.commands.detect import DetectRun, media_options
 from edge_yolo.counting import ANCHORS, LineCounter, ZoneCounter
 from edge_yolo.errors import EdgeYoloError
-from edge_yolo.tracking import TRACK_CONF, TRACKER_KINDS, SourceTrackers, source_frame_rates
+from edge_yolo.tracking import TRACKER_KINDS, SourceTrackers, source_frame_rates, track_conf
 
 
 def parse_tracker_options(pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -43,7 +43,8 @@ def parse_tracker_options(pairs: tuple[str, ...]) -> dict[str, Any]:
 
 
 @click.command(short_help="Track objects (and count line crossings / zone presence) in videos and streams.")
-@media_options(conf=TRACK_CONF)
+@media_options(conf=None, conf_help="Detector confidence threshold (default: 0.05 for bytetrack, whose second "
+                                     "stage follows tracks through low-score boxes; 0.1 for the others).")
 @click.option("--tracker", type=click.Choice(TRACKER_KINDS), default="bytetrack", show_default=True,
               help="Tracking algorithm (the trackers library).")
 @click.option("--tracker-opt", "tracker_opts", multiple=True, metavar="NAME=VALUE",
@@ -62,6 +63,8 @@ def command(tracker: str, tracker_opts: tuple[str, ...], save_mot: bool, lines: 
     # Bad tracker options and counter geometry fail before the model is loaded.
     settings = parse_tracker_options(tracker_opts)
     SourceTrackers(tracker, **settings)
+    if options["conf"] is None:
+        options["conf"] = track_conf(tracker)
     for text in lines:
         LineCounter.from_text(text, anchor)
     for text in zones:
