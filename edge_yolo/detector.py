@@ -24,6 +24,7 @@ from .preprocess import (LetterboxMeta, as_bgr, letterbox, letterbox_into, lette
 
 ImageLike = np.ndarray | str | Path
 DEFAULT_IMGSZ = 640
+DEFAULT_CONF = 0.25
 MAX_DYNAMIC_BATCH = 8
 LARGE_IMGSZ_PIXELS = 1920 * 1920  # above this a warning gives the cost relative to 640x640
 
@@ -105,6 +106,8 @@ class Detector:
         device: auto, cpu (ONNX Runtime CPU), openvino[:CPU|GPU|NPU|AUTO], cuda[:N], tensorrt[:N], torch,
             triton (a model URL; what auto picks for one).
         conf, iou, max_det, classes, agnostic, multi_label: NMS settings (see postprocess).
+            conf defaults to 0.25; `track` runs at its tracker's confidence
+            (edge_yolo.tracking.track_conf) unless conf is given.
         imgsz: network input (h, w) or side for dynamic models (rounded up to the stride);
             default the model's metadata imgsz, else 640.
         rect: a model with dynamic height/width gets each batch letterboxed to the smallest
@@ -120,12 +123,14 @@ class Detector:
     returns Detections (a list for a list).
     """
 
-    def __init__(self, model: str | Path, device: str = "auto", conf: float = 0.25, iou: float = 0.7,
+    def __init__(self, model: str | Path, device: str = "auto", conf: float | None = None, iou: float = 0.7,
                  max_det: int = 300, classes: Sequence[int] | None = None, agnostic: bool = False,
                  imgsz: int | Sequence[int] | None = None, precision: str = "auto",
                  multi_label: bool = False, rect: bool = True, *, frame_shape: tuple[int, int] | None = None,
                  backend_options: dict[str, Any] | None = None) -> None:
-        self.conf, self.iou, self.max_det = _threshold("conf", conf), _threshold("iou", iou), int(max_det)
+        self._conf_given = conf is not None
+        self.conf = _threshold("conf", DEFAULT_CONF if conf is None else conf)
+        self.iou, self.max_det = _threshold("iou", iou), int(max_det)
         self.classes = None if classes is None else [int(c) for c in classes]
         self.agnostic, self.multi_label = bool(agnostic), bool(multi_label)
         requested = None if imgsz is None else _pair(imgsz)
@@ -200,10 +205,13 @@ class Detector:
         inputs[len(frames) :] = inputs[len(frames) - 1]   # pad a fixed-batch model's batch
         return inputs, metas
 
-    def postprocess(self, output0: np.ndarray, metas: Sequence[LetterboxMeta]) -> list[Detections]:
-        """NMS on a backend output and boxes mapped back onto each frame (one per meta)."""
+    def postprocess(self, output0: np.ndarray, metas: Sequence[LetterboxMeta],
+                    conf: float | None = None) -> list[Detections]:
+        """NMS on a backend output and boxes mapped back onto each frame (one per meta), at
+        `conf` or the detector's own confidence threshold."""
         try:
-            results = postprocess(output0[: len(metas)], self.conf, self.iou, self.max_det, self.classes,
+            results = postprocess(output0[: len(metas)], self.conf if conf is None else conf, self.iou,
+                                  self.max_det, self.classes,
                                   self.agnostic, self.multi_label)
         except UnsupportedModelError as exc:  # not a detector's output: say which model
             raise UnsupportedModelError(f"{self.model_info.path.name}: {exc}") from exc
@@ -252,9 +260,12 @@ class Detector:
 
     def stream(self, source: Any, **kwargs: Any) -> Any:
         """Detections for every frame of a video, camera, stream, directory or glob, or of a list
-        of them run at once through shared backend calls (see pipeline.stream and Pipeline)."""
+        of them run at once through shared backend calls (see pipeline.stream and Pipeline).
+        `conf=` sets this run's confidence threshold (default: the detector's)."""
         from .pipeline import stream
 
+        if kwargs.get("conf") is not None:
+            kwargs["conf"] = _threshold("conf", kwargs["conf"])
         return stream(self, source, **kwargs)
 
     def track(self, source: Any, tracker: Any = "bytetrack", **kwargs: Any) -> Any:
@@ -262,9 +273,16 @@ class Detector:
 
         tracker: bytetrack (default), botsort, ocsort, sort, or an `edge_yolo.tracking.ObjectTracker`
         made with options (`create_tracker("bytetrack", lost_track_buffer=60)`). Needs the
-        `track` extra. Make the detector with `conf=edge_yolo.tracking.track_conf(kind)` (0.05
-        for ByteTrack, whose second stage follows tracks through low-score boxes).
+        `track` extra. Unless the detector was made with a conf (or `conf=` is passed here),
+        detections are made at the tracker kind's confidence, as `edge-yolo track` does
+        (`edge_yolo.tracking.track_conf`: 0.05 for ByteTrack, whose second stage follows
+        tracks through low-score boxes).
         """
+        kind = tracker if isinstance(tracker, str) else getattr(tracker, "kind", None)
+        if "conf" not in kwargs and not self._conf_given and kind is not None:
+            from .tracking import track_conf
+
+            kwargs["conf"] = track_conf(kind)
         return self.stream(source, tracker=tracker, **kwargs)
 
     def close(self) -> None:

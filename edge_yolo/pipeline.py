@@ -111,7 +111,8 @@ class Pipeline:
     source's last result has been yielded (also for a source that failed, see `failed`).
     stats: a RunStats to fill (decode, pre, infer, post, track); the caller may add its own
     stages to it. stop: an event that ends the iteration early (checked while waiting for
-    results, e.g. on a silent stream).
+    results, e.g. on a silent stream). conf: the confidence threshold of this run's detections
+    (default: the detector's).
     """
 
     def __init__(
@@ -127,6 +128,7 @@ class Pipeline:
         max_open_files: int = MAX_OPEN_FILES,
         tracker: Any = None,
         on_source_end: Callable[[Source], None] | None = None,
+        conf: float | None = None,
     ) -> None:
         if not sources:
             raise SourceError("no source given")
@@ -136,6 +138,7 @@ class Pipeline:
         self.failed: list[tuple[Source, BaseException]] = []
         self._tracker_factory = _tracker_factory(tracker, len(self.sources))
         self._on_source_end = on_source_end
+        self._conf = conf
         self._stop = threading.Event()
         self._external_stop = stop
         self._queue_size = max(1, queue_size)
@@ -368,7 +371,7 @@ class Pipeline:
             output0, frame, meta = lane.pending.pop(lane.next_out)
             lane.next_out += 1
             t0 = time.perf_counter()
-            detections = self.detector.postprocess(output0, [meta])[0]
+            detections = self.detector.postprocess(output0, [meta], self._conf)[0]
             detections.frame_index, detections.path = frame.index, frame.path
             t1 = time.perf_counter()
             self.stats.add("post", t1 - t0)
@@ -456,6 +459,7 @@ def stream(
     max_open_files: int = MAX_OPEN_FILES,
     tracker: Any = None,
     on_source_end: Callable[[Source], None] | None = None,
+    conf: float | None = None,
 ) -> Iterator[tuple[Frame, Any]]:
     """Yield (Frame, Detections) for every frame of `source`, pipelined, each source in order.
 
@@ -474,7 +478,7 @@ def stream(
         sources = resolve_sources(source, vid_stride=vid_stride)
     results: Iterator[tuple[Frame, Any]] = iter(Pipeline(
         detector, sources, queue_size=queue_size, jobs=jobs, stats=stats, max_batch=max_batch,
-        max_open_files=max_open_files, on_source_end=on_source_end))
+        max_open_files=max_open_files, on_source_end=on_source_end, conf=conf))
     if tracker is not None:
         from .tracking import SourceTrackers, source_frame_rates, track_frames
 

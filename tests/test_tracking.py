@@ -114,6 +114,20 @@ def test_botsort_at_its_defaults_beats_ultralytics_bytetrack(ul_onnx: Path, trac
     assert ours["HOTA"] >= ul["HOTA"] and ours["IDF1"] >= ul["IDF1"] and ours["IDSW"] < ul["IDSW"]
 
 
+def test_track_runs_at_the_trackers_confidence_unless_one_is_given(ul_onnx: Path, track_video: Path) -> None:
+    def lowest(detector: Detector, **kwargs: Any) -> float:
+        return min(float(d.confidence.min()) for _, d in islice(detector.track(str(track_video), **kwargs), 40) if len(d))
+
+    default = Detector(ul_onnx, device="cpu")
+    assert default.conf == 0.25
+    assert track_conf("bytetrack") <= lowest(default) < 0.1        # ByteTrack keeps low-score boxes of its tracks
+    assert lowest(default, tracker="sort") >= track_conf("sort")
+    assert lowest(default, conf=0.3) >= 0.3
+    assert lowest(Detector(ul_onnx, device="cpu", conf=0.3)) >= 0.3  # the detector's own conf, when given, wins
+    with pytest.raises(EdgeYoloError, match="conf must be a number between 0 and 1"):
+        next(iter(default.stream(str(track_video), conf=2)))
+
+
 def test_tracking_defaults() -> None:
     """edge-yolo's own defaults over the library's where they differ; the detector confidence per kind."""
     assert tracker_parameters("bytetrack") == {
@@ -211,7 +225,7 @@ def first_frames(ul_onnx: Path, track_video: Path) -> list[tuple[Any, Detections
 
 
 def test_python_api_tracks_like_the_cli(ul_onnx: Path, track_video: Path, track_run: dict[str, Any]) -> None:
-    detector = Detector(ul_onnx, device="cpu", conf=track_conf("bytetrack"))
+    detector = Detector(ul_onnx, device="cpu")  # no conf given: track() runs at ByteTrack's, as the CLI
     for (frame, dets), record in zip(islice(detector.track(str(track_video)), 30), track_run["records"]):
         assert frame.index == record["frame"]
         assert dets.tracker_id.tolist() == [d["track_id"] for d in record["detections"]]
