@@ -45,3 +45,15 @@ def test_multi_stream_example_writes_one_file_per_source(tmp_path: Path) -> None
     first = (tmp_path / "out" / "video.jsonl").read_text()
     assert first == (tmp_path / "out" / "video_2.jsonl").read_text()  # same video, same detections
     assert sum(len(json.loads(line)["detections"]) for line in first.splitlines()) > 0
+
+
+def test_track_and_count_example_tracks_the_bundled_video(tmp_path: Path) -> None:
+    proc = run("track_and_count.py", "--max-frames", "60", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "tracker bytetrack" in proc.stdout
+    summary = proc.stdout.strip().splitlines()[-3:]
+    assert summary[0].startswith("60 frames, ") and int(summary[0].split(", ")[1].split()[0]) >= 1
+    assert summary[1].startswith("line 0,360,1280,360: in ") and summary[2].startswith("zone entries: ")
+    assert "#1 " in proc.stdout  # track ids from 1, printed once a second of video
+    bad = run("track_and_count.py", "--line", "1,2,3", cwd=tmp_path)
+    assert bad.returncode != 0 and bad.stderr.strip() == "error: --line takes x1,y1,x2,y2 (4 numbers), got '1,2,3'"
