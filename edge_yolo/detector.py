@@ -211,8 +211,7 @@ class Detector:
         `conf` or the detector's own confidence threshold."""
         try:
             results = postprocess(output0[: len(metas)], self.conf if conf is None else conf, self.iou,
-                                  self.max_det, self.classes,
-                                  self.agnostic, self.multi_label)
+                                  self.max_det, self.classes, self.agnostic, self.multi_label)
         except UnsupportedModelError as exc:  # not a detector's output: say which model
             raise UnsupportedModelError(f"{self.model_info.path.name}: {exc}") from exc
         names = self.names

@@ -39,7 +39,7 @@ TRACKER_KINDS = tuple(TRACKER_CLASSES)
 # sequences (benchmarks/make_track_sequence.py) on two runtimes against Ultralytics' trackers,
 # then checked on the fixture; see the README's "Tracking accuracy". The library's 0.6/0.7
 # thresholds never start tracks for objects the detector scores lower, and BoT-SORT's
-# camera-motion compensation costs 25-40 ms a frame for no accuracy gain on those sequences.
+# camera-motion compensation costs 6-40 ms a frame here for no accuracy gain on those sequences.
 DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
     "bytetrack": {"high_conf_det_threshold": 0.7, "minimum_iou_threshold": 0.2},
     "botsort": {"enable_cmc": False, "track_activation_threshold": 0.5, "high_conf_det_threshold": 0.5,
