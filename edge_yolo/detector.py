@@ -19,8 +19,8 @@ from .detections import Detections
 from .errors import EdgeYoloError, InferenceError, ModelLoadError, SourceError, UnsupportedModelError
 from .modelinfo import ModelInfo, metadata_value, read_model_info
 from .postprocess import MAX_WH, postprocess
-from .preprocess import (LetterboxMeta, as_bgr, letterbox, letterbox_into, letterbox_shape, read_image, scale_boxes,
-                         to_nhwc)
+from .preprocess import (LetterboxMeta, as_bgr, letterbox_bgr_into, letterbox_into, letterbox_shape, read_image,
+                         scale_boxes)
 
 ImageLike = np.ndarray | str | Path
 DEFAULT_IMGSZ = 640
@@ -190,18 +190,14 @@ class Detector:
             raise SourceError(f"{len(frames)} frames given but the model takes batches of {spec.batch}")
         frames = [as_bgr(frame) for frame in frames]
         stride = self.model_info.stride if self.rect and len({f.shape[:2] for f in frames}) == 1 else None
-        if spec.layout == "NHWC":
-            boxed, metas = [], []
-            for frame in frames:
-                image, meta = letterbox(frame, self.imgsz, stride)
-                boxed.append(image)
-                metas.append(meta)
-            if spec.batch is not None and len(boxed) < spec.batch:
-                boxed += [boxed[-1]] * (spec.batch - len(boxed))
-            return to_nhwc(boxed), metas
         shape = letterbox_shape(frames[0].shape, self.imgsz, stride) if stride else self.imgsz
-        inputs = np.empty((spec.batch or len(frames), 3, *shape), spec.dtype)
-        metas = [letterbox_into(frame, dst, self.imgsz, stride) for frame, dst in zip(frames, inputs)]
+        if spec.layout == "NHWC":
+            inputs = np.empty((spec.batch or len(frames), *shape, 3), np.uint8)
+            fill = letterbox_bgr_into
+        else:
+            inputs = np.empty((spec.batch or len(frames), 3, *shape), spec.dtype)
+            fill = letterbox_into
+        metas = [fill(frame, dst, self.imgsz, stride) for frame, dst in zip(frames, inputs)]
         inputs[len(frames) :] = inputs[len(frames) - 1]   # pad a fixed-batch model's batch
         return inputs, metas
 

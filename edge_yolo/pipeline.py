@@ -306,11 +306,9 @@ class Pipeline:
     def _on_result(self, output0: np.ndarray, userdata: Any) -> None:
         items, t_submit = userdata
         elapsed = time.perf_counter() - t_submit
-        # The backend may reuse its output buffer for the next request.
-        out = np.array(output0, copy=True)
         for _ in items:
             self.stats.add("infer", elapsed)
-        self._results.put((items, out))
+        self._results.put((items, output0))
         with self._lock:
             self._in_flight -= 1
             self._work.notify()
@@ -326,6 +324,9 @@ class Pipeline:
         # Frames alive at once: full requests in flight plus one lane's worth waiting for the caller.
         self._budget = self._job_limit * self._batch + self._queue_size
         files = deque(lane for lane in self._lanes if not lane.source.live)
+        at_once = min(self._max_open_files, len(files)) + len(self._lanes) - len(files)
+        for lane in self._lanes:
+            lane.source.share_cpu(at_once)
         for i, lane in enumerate(lane for lane in self._lanes if lane.source.live):
             self._threads.append(threading.Thread(target=self._read, args=(lane,), name=f"read-live-{i}", daemon=True))
         for i in range(min(self._max_open_files, len(files))):

@@ -38,10 +38,12 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float, max_keep: int | None 
     order = np.argsort(-scores, kind="stable")
     x1, y1, x2, y2 = (boxes[:, k] for k in range(4))
     areas = (x2 - x1) * (y2 - y1)
-    keep: list[int] = []
-    remaining = order
     limit = len(order) if max_keep is None else max_keep
     with np.errstate(invalid="ignore", divide="ignore"):
+        if len(order) <= _PAIRWISE_MAX:
+            return _nms_pairwise(boxes[order], areas[order], iou, limit, order)
+        keep: list[int] = []
+        remaining = order
         while remaining.size and len(keep) < limit:
             i = remaining[0]
             keep.append(int(i))
@@ -52,6 +54,29 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float, max_keep: int | None 
             overlap = inter / (areas[i] + areas[rest] - inter)
             remaining = rest[~(overlap > iou)]  # NaN (two empty boxes) never suppresses
     return np.asarray(keep, dtype=np.int64)
+
+
+_PAIRWISE_MAX = 160  # up to this many boxes one IoU matrix is cheaper than a numpy pass per kept box
+
+
+def _nms_pairwise(boxes: np.ndarray, areas: np.ndarray, iou: float, limit: int, order: np.ndarray) -> np.ndarray:
+    """nms on boxes already in score order (`order` maps them back), from all pairwise IoUs:
+    the same float32 arithmetic, so the same result."""
+    x1, y1, x2, y2 = (boxes[:, k] for k in range(4))
+    w = np.maximum(np.minimum(x2[:, None], x2) - np.maximum(x1[:, None], x1), np.float32(0))
+    h = np.maximum(np.minimum(y2[:, None], y2) - np.maximum(y1[:, None], y1), np.float32(0))
+    inter = w * h
+    suppresses = inter / (areas[:, None] + areas - inter) > iou  # NaN never suppresses
+    removed = np.zeros(len(order), dtype=bool)
+    keep: list[int] = []
+    for i in range(len(order)):
+        if removed[i]:
+            continue
+        keep.append(i)
+        if len(keep) == limit:
+            break
+        removed |= suppresses[i]
+    return order[np.asarray(keep, dtype=np.int64)]
 
 
 def describe_non_detection_output(pred: np.ndarray) -> str:

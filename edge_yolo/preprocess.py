@@ -99,10 +99,33 @@ def letterbox(image: np.ndarray, new_shape: tuple[int, int],
     pad only to the minimal stride-multiple rectangle (see letterbox_shape).
     """
     g = _geometry(image.shape, new_shape, stride)
-    out = _resized(image, g)
-    if g.top or g.bottom or g.left or g.right:
-        out = cv2.copyMakeBorder(out, g.top, g.bottom, g.left, g.right, cv2.BORDER_CONSTANT, value=(PAD_VALUE,) * 3)
-    return out, LetterboxMeta(image.shape[:2], g.ratio, (g.left, g.top))
+    if not (g.top or g.bottom or g.left or g.right):
+        return _resized(image, g), LetterboxMeta(image.shape[:2], g.ratio, (g.left, g.top))
+    out = np.empty((g.size[1] + g.top + g.bottom, g.size[0] + g.left + g.right, 3), np.uint8)
+    return out, _letterbox_bgr_into(image, out, g)
+
+
+def letterbox_bgr_into(image: np.ndarray, out: np.ndarray, new_shape: tuple[int, int] | None = None,
+                       stride: int | None = None) -> LetterboxMeta:
+    """Letterbox a BGR frame straight into `out`, an (H, W, 3) uint8 slice of the network
+    input: the same pixels as `letterbox(image, new_shape, stride)[0]` without an intermediate
+    image. `new_shape`/`stride` as in letterbox (default: `out`'s own size); `out` must have
+    letterbox_shape's size."""
+    return _letterbox_bgr_into(image, out, _geometry(image.shape, new_shape or out.shape[:2], stride))
+
+
+def _letterbox_bgr_into(image: np.ndarray, out: np.ndarray, g: _Geometry) -> LetterboxMeta:
+    w, h = g.size
+    out[: g.top] = PAD_VALUE
+    out[g.top + h :] = PAD_VALUE
+    out[g.top : g.top + h, : g.left] = PAD_VALUE
+    out[g.top : g.top + h, g.left + w :] = PAD_VALUE
+    inner = out[g.top : g.top + h, g.left : g.left + w]
+    if (image.shape[1], image.shape[0]) == g.size:
+        inner[...] = image
+    else:
+        cv2.resize(image, g.size, dst=inner, interpolation=cv2.INTER_LINEAR)
+    return LetterboxMeta(image.shape[:2], g.ratio, (g.left, g.top))
 
 
 def letterbox_into(image: np.ndarray, out: np.ndarray, new_shape: tuple[int, int] | None = None,

@@ -20,7 +20,7 @@ import pytest
 from edge_yolo.detector import Detector
 from edge_yolo.errors import InferenceError
 from edge_yolo.pipeline import Pipeline, stream
-from edge_yolo.sources import Frame, LiveSource, Source, VideoFile
+from edge_yolo.sources import Frame, LiveSource, Source, VideoFile, available_cores
 
 from test_cli_detect import jsonl, run_cli, video_frames
 
@@ -332,3 +332,4 @@ def test_more_files_than_open_at_once_all_finish(ort_detector: Detector, video_p
     results = list(stream(ort_detector, sources, max_open_files=2))
     assert {i: [f.index for f, _ in g] for i, g in by_source(results).items()} == {i: [0, 50, 100] for i in range(5)}
     assert all(s._container is None for s in sources)  # every one read and released
+    assert all(s.decode_threads == max(1, available_cores() // 2) for s in sources)  # 2 read at once

@@ -84,6 +84,21 @@ def test_nms_equal_to_reference_at_many_thresholds() -> None:
     assert nms(boxes, scores, 0.5, max_keep=4).tolist() == reference_nms(boxes, scores, 0.5)[:4]
 
 
+@pytest.mark.parametrize("n", [0, 1, 2, 40, 160, 161])
+def test_nms_equal_to_reference_for_few_and_many_boxes(n: int) -> None:
+    """Up to 160 boxes NMS works from one IoU matrix, above it box by box: both give the
+    reference's result, with empty boxes (NaN IoU), tied scores and a max_keep."""
+    rng = np.random.default_rng(n)
+    xy = rng.uniform(0, 60, (n, 2)).astype(np.float32)
+    wh = rng.uniform(5, 40, (n, 2)).astype(np.float32)
+    wh[rng.uniform(size=n) < 0.1] = 0
+    boxes = np.concatenate([xy, xy + wh], 1)
+    scores = np.round(rng.uniform(0, 1, n), 1).astype(np.float32)
+    for thr in (0.3, 0.7):
+        assert nms(boxes, scores, thr).tolist() == reference_nms(boxes, scores, thr)
+        assert nms(boxes, scores, thr, max_keep=3).tolist() == reference_nms(boxes, scores, thr)[:3]
+
+
 def test_conf_is_strict_and_classes_filter() -> None:
     out = np.zeros((1, 7, 3), np.float32)
     out[0, :4] = [[10, 100, 300], [10, 100, 300], [8, 8, 8], [8, 8, 8]]

@@ -8,7 +8,8 @@ import pytest
 
 from edge_yolo.errors import SourceError
 from edge_yolo.preprocess import (
-    PAD_VALUE, LetterboxMeta, as_bgr, letterbox, letterbox_into, read_image, scale_boxes, to_nchw, to_nhwc,
+    PAD_VALUE, LetterboxMeta, as_bgr, letterbox, letterbox_bgr_into, letterbox_into, letterbox_shape, read_image,
+    scale_boxes, to_nchw, to_nhwc,
 )
 
 
@@ -115,3 +116,15 @@ def test_letterbox_into_equals_letterbox_then_to_nchw(shape: tuple[int, int], dt
     assert letterbox_into(image, out) == meta
     np.testing.assert_array_equal(out, expected)
     assert out[0, 0, 0] == dtype(np.float32(114) / np.float32(255)) or meta.pad == (0, 0)
+
+
+@pytest.mark.parametrize("shape", [(720, 1280), (481, 640), (640, 640), (1, 1), (4000, 30)])
+@pytest.mark.parametrize("stride", [None, 32])
+def test_letterbox_bgr_into_equals_letterbox(shape: tuple[int, int], stride: int | None) -> None:
+    """Letterboxing into a slice of a batch gives letterbox's pixels and meta, whatever the
+    buffer held before."""
+    image = np.random.default_rng(2).integers(0, 255, (*shape, 3), np.uint8)
+    boxed, meta = letterbox(image, (640, 640), stride)
+    batch = np.random.default_rng(3).integers(0, 255, (2, *letterbox_shape(shape, (640, 640), stride), 3), np.uint8)
+    assert letterbox_bgr_into(image, batch[1], (640, 640), stride) == meta
+    np.testing.assert_array_equal(batch[1], boxed)

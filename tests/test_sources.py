@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from edge_yolo.errors import SourceError
-from edge_yolo.sources import LiveSource, VideoFile, resolve_sources
+from edge_yolo.sources import LiveSource, VideoFile, available_cores, resolve_sources
 
 
 def faststart_copy(video: Path, out: Path) -> Path:
@@ -66,6 +66,19 @@ def test_opencv_decoder_gives_the_same_frames(video_path: Path) -> None:
     assert [f.index for f in a] == [f.index for f in b] == [0, 50, 100]
     for fa, fb in zip(a, b):  # both decode with FFmpeg; colour conversion may round differently
         assert np.abs(fa.image.astype(int) - fb.image.astype(int)).mean() < 2.0
+
+
+def test_decoder_sized_to_its_share_of_the_cores_gives_the_same_frames(video_path: Path) -> None:
+    """With more sources than cores each video decodes on one thread, the same pixels as
+    FFmpeg's own threading."""
+    own = VideoFile(video_path, vid_stride=10)
+    shared = VideoFile(video_path, vid_stride=10)
+    shared.share_cpu(4 * available_cores())
+    assert (own.decode_threads, shared.decode_threads) == (0, 1)
+    pairs = list(zip(own, shared, strict=True))
+    assert len(pairs) == 15
+    for a, b in pairs:
+        np.testing.assert_array_equal(a.image, b.image)
 
 
 def test_truncated_video_yields_its_readable_part(truncated_video: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -47,6 +47,7 @@ class BackendInfo:
         return line
 
 
+# (output0, userdata): output0 is the callback's own array, never reused by the backend.
 ResultCallback = Callable[[np.ndarray, Any], None]
 
 

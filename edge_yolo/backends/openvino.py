@@ -76,15 +76,14 @@ class _Results:
         self.idle: queue.SimpleQueue = queue.SimpleQueue()
         for request in requests:
             self.idle.put(request)
-        self.started: queue.SimpleQueue = queue.SimpleQueue()  # (request, userdata), None to stop
+        self.started: queue.SimpleQueue = queue.SimpleQueue()  # (request, inputs, userdata), None to stop
         self.in_flight = 0
         self.done = threading.Condition()
         self.error: BaseException | None = None
 
     def run(self) -> None:
         while (item := self.started.get()) is not None:
-            request, userdata = item
-            item = None
+            request, userdata = item[0], item[2]  # item keeps the inputs alive until the request is done
             try:
                 request.wait()
                 output = request.get_output_tensor(0).data.copy()
@@ -96,7 +95,7 @@ class _Results:
                 except BaseException as exc:  # noqa: BLE001 - re-raised in the submitting thread
                     self._fail(exc)
             finally:
-                userdata = output = None  # the caller's frames are not kept until the next result
+                item = userdata = output = None  # the caller's frames are not kept until the next result
                 self.idle.put(request)
                 with self.done:
                     self.in_flight -= 1
@@ -129,20 +128,21 @@ class _OvAsync:
         self.close()
 
     def submit(self, inputs: np.ndarray, userdata: Any) -> None:
-        """Start an inference (inputs are copied); blocks while every request is busy."""
+        """Start an inference on `inputs` itself, not a copy (do not modify it until the
+        callback); blocks while every request is busy."""
         results = self._results
         results.raise_error()
         if self._closed:
             raise EdgeYoloError("this openvino inference queue is closed")
         request = results.idle.get()
         try:
-            request.start_async({0: inputs})
+            request.start_async({0: inputs}, share_inputs=True)
         except RuntimeError as exc:
             results.idle.put(request)
             raise EdgeYoloError(f"openvino inference failed: {one_line(exc)}") from exc
         with results.done:
             results.in_flight += 1
-        results.started.put((request, userdata))
+        results.started.put((request, inputs, userdata))  # the request reads `inputs` until done
 
     def wait_all(self) -> None:
         """Block until every submitted request has been handed on; raise the first failure."""
