@@ -8,12 +8,13 @@ process (results consumed, nothing written), so its peak RSS (sampled every 20 m
 included) is its own. The same pipeline also runs on the video's frames decoded beforehand
 ("pre-decoded"): that row is the pipeline's own cost (letterbox, scheduling, post-processing)
 without the video decoding, which the raw figure does not do either. Reports aggregate frames/s (all streams' frames over the pipeline's wall
-time), its ratio to raw, process CPU time per frame (raw's over ours: how much of the CPU the
+time), its ratio to raw (the median's, and the range of each repeat against that repeat's raw
+run), process CPU time per frame (raw's over ours: how much of the CPU the
 pipeline's decode, pre/post-processing and scheduling add, a figure other processes on a shared
 machine disturb less than wall time), and how much peak RSS grows per extra stream. Runs are
 interleaved and repeated (medians), because this machine is shared.
 
-    python benchmarks/bench_multistream.py [--model M] [--device openvino] [--streams 1,4] [--repeats 3]
+    python benchmarks/bench_multistream.py [--model M] [--device openvino] [--streams 1,4] [--repeats 9]
 """
 
 from __future__ import annotations
@@ -99,7 +100,7 @@ def main() -> None:
     parser.add_argument("--video", default=str(ROOT / "examples/assets/video.mp4"))
     parser.add_argument("--device", default="openvino")
     parser.add_argument("--streams", default="1,4", help="comma-separated stream counts; the first is the baseline")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--json", default=str(ROOT / "benchmarks/results/bench_multistream.json"))
     args = parser.parse_args()
 
@@ -123,8 +124,11 @@ def main() -> None:
         rss = statistics.median(r["peak_rss_mib"] for r in runs[kind, n])
         base_rss = statistics.median(r["peak_rss_mib"] for r in runs[kind, base])
         cpu = statistics.median(r["cpu_ms_per_frame"] for r in runs[kind, n])
+        # each repeat against the raw run just before it (same machine state)
+        ratios = [r["fps"] / q["fps"] for r, q in zip(runs[kind, n], raw)]
         rows.append({
             "frames_from": kind, "streams": n, "aggregate_fps": fps, "ratio_to_raw": fps / raw_fps,
+            "fps_runs": [r["fps"] for r in runs[kind, n]], "ratio_runs": ratios,
             "per_stream_fps": fps / n, "cpu_ms_per_frame": cpu, "cpu_ratio_raw_to_pipeline": raw_cpu / cpu,
             "peak_rss_mib": rss, "rss_per_extra_stream_mib": (rss - base_rss) / (n - base) if n != base else None,
             "frames": runs[kind, n][-1]["frames"], "stages_last_run": runs[kind, n][-1]["stages"],
@@ -134,11 +138,12 @@ def main() -> None:
                "rows": rows}
 
     print(f"raw backend throughput: {raw_fps:.1f} frames/s, {raw_cpu:.1f} CPU ms/frame ({backend})")
-    print(f"{'frames':<13}{'streams':>7}{'agg fps':>9}{'ratio':>7}{'per stream':>12}{'CPU ms/f':>10}{'raw/ours':>9}"
-          f"{'peak RSS':>10}{'+RSS/stream':>13}")
+    print(f"{'frames':<13}{'streams':>7}{'agg fps':>9}{'ratio':>7}{'range':>11}{'per stream':>12}{'CPU ms/f':>10}"
+          f"{'raw/ours':>9}{'peak RSS':>10}{'+RSS/stream':>13}")
     for r in rows:
         extra = "" if r["rss_per_extra_stream_mib"] is None else f"{r['rss_per_extra_stream_mib']:.1f} MiB"
-        print(f"{r['frames_from']:<13}{r['streams']:>7}{r['aggregate_fps']:>9.1f}{r['ratio_to_raw']:>7.2f}"
+        spread = f"{min(r['ratio_runs']):.2f}-{max(r['ratio_runs']):.2f}"
+        print(f"{r['frames_from']:<13}{r['streams']:>7}{r['aggregate_fps']:>9.1f}{r['ratio_to_raw']:>7.2f}{spread:>11}"
               f"{r['per_stream_fps']:>12.1f}{r['cpu_ms_per_frame']:>10.1f}{r['cpu_ratio_raw_to_pipeline']:>9.2f}"
               f"{r['peak_rss_mib']:>6.0f} MiB{extra:>13}")
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
