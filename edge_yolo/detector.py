@@ -31,7 +31,8 @@ LARGE_IMGSZ_PIXELS = 1920 * 1920  # above this a warning gives the cost relative
 log = logging.getLogger(__name__)
 
 
-def _threshold(name: str, value: float) -> float:
+def checked_threshold(name: str, value: float) -> float:
+    """`value` as a float; EdgeYoloError naming `name` unless it lies in 0..1."""
     value = float(value)
     if not 0.0 <= value <= 1.0:  # also refuses NaN
         raise EdgeYoloError(f"{name} must be a number between 0 and 1, got {value}")
@@ -129,8 +130,8 @@ class Detector:
                  multi_label: bool = False, rect: bool = True, *, frame_shape: tuple[int, int] | None = None,
                  backend_options: dict[str, Any] | None = None) -> None:
         self._conf_given = conf is not None
-        self.conf = _threshold("conf", DEFAULT_CONF if conf is None else conf)
-        self.iou, self.max_det = _threshold("iou", iou), int(max_det)
+        self.conf = checked_threshold("conf", DEFAULT_CONF if conf is None else conf)
+        self.iou, self.max_det = checked_threshold("iou", iou), int(max_det)
         self.classes = None if classes is None else [int(c) for c in classes]
         self.agnostic, self.multi_label = bool(agnostic), bool(multi_label)
         requested = None if imgsz is None else _pair(imgsz)
@@ -259,8 +260,6 @@ class Detector:
         `conf=` sets this run's confidence threshold (default: the detector's)."""
         from .pipeline import stream
 
-        if kwargs.get("conf") is not None:
-            kwargs["conf"] = _threshold("conf", kwargs["conf"])
         return stream(self, source, **kwargs)
 
     def track(self, source: Any, tracker: Any = "bytetrack", **kwargs: Any) -> Any:

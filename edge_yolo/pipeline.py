@@ -36,6 +36,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from .detector import checked_threshold
 from .errors import InferenceError, SourceError
 from .memory import release_free_memory
 from .sources import Frame, Source, number_sources, resolve_sources
@@ -138,7 +139,7 @@ class Pipeline:
         self.failed: list[tuple[Source, BaseException]] = []
         self._tracker_factory = _tracker_factory(tracker, len(self.sources))
         self._on_source_end = on_source_end
-        self._conf = conf
+        self._conf = None if conf is None else checked_threshold("conf", conf)
         self._stop = threading.Event()
         self._external_stop = stop
         self._queue_size = max(1, queue_size)
