@@ -322,8 +322,10 @@ class Pipeline:
         self._started = True
         aq = self.detector.backend.async_queue(self._on_result, self._jobs)
         self._job_limit = max(1, int(aq.jobs))
-        # Frames alive at once: full requests in flight plus one lane's worth waiting for the caller.
-        self._budget = self._job_limit * self._batch + self._queue_size
+        # Frames alive at once: full requests in flight, one finished batch the caller has not
+        # taken yet (without it the next batch was cut to the frames already yielded) and one
+        # lane's worth.
+        self._budget = (self._job_limit + 1) * self._batch + self._queue_size
         files = deque(lane for lane in self._lanes if not lane.source.live)
         at_once = min(self._max_open_files, len(files)) + len(self._lanes) - len(files)
         for lane in self._lanes:
