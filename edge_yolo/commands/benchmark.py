@@ -83,13 +83,13 @@ def throughput_in_flight(detector: Any, frames: list[np.ndarray], jobs: int | No
                          repeats: int = 3) -> tuple[float, int]:
     """measure_throughput's frames/s and the requests in flight it ran with (`jobs`, or the
     backend's own number when None)."""
-    inputs = [detector.preprocess([f])[0] for f in frames]
-    done = []
+    return inputs_throughput(detector, [detector.preprocess([f])[0] for f in frames], jobs, repeats)
 
-    def callback(_out: np.ndarray, _userdata: Any) -> None:
-        done.append(1)
 
-    queue = detector.backend.async_queue(callback, jobs)
+def inputs_throughput(detector: Any, inputs: list[np.ndarray], jobs: int | None = None,
+                      repeats: int = 3) -> tuple[float, int]:
+    """throughput_in_flight on backend inputs letterboxed beforehand (`detector.preprocess`)."""
+    queue = detector.backend.async_queue(lambda _out, _userdata: None, jobs)
     for x in inputs[: min(len(inputs), 4)]:  # warm the THROUGHPUT compilation and its requests
         queue.submit(x, None)
     queue.wait_all()
