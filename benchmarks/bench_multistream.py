@@ -1,22 +1,22 @@
 """Many streams through one pipeline: aggregate frames/s and peak memory for 1 and N copies of
 a 1280x720 video, against the raw backend's throughput.
 
-The raw figure is the backend's async queue in throughput mode on frames decoded and
-letterboxed beforehand (no decode, no pre/post-processing), as `edge-yolo benchmark` measures
-it. Each stream configuration runs `Detector.stream` over N copies of the video in a fresh
-process (results consumed, nothing written), so its peak RSS (sampled every 20 ms, children
-included) is its own. The same pipeline also runs on the video's frames decoded beforehand
-("pre-decoded"): that row is the pipeline's own cost (letterbox, scheduling, post-processing)
-without the video decoding, which the raw figure does not do either. The "video, bare loop" row is the
-least any pipeline fed by these videos does: one thread per copy decodes, letterboxes and submits
-straight into the backend's queue, whose own thread post-processes the results, with no
-scheduling, per-source order or hand-off to the caller; the gap between it and raw is the
-decoding and letterboxing alone. Reports aggregate frames/s (all streams' frames over the wall
-time), its ratio to raw (the median's, and the range of each repeat against that repeat's raw
-run), process CPU time per frame (raw's over ours: how much of the CPU the
-pipeline's decode, pre/post-processing and scheduling add, a figure other processes on a shared
-machine disturb less than wall time), and how much peak RSS grows per extra stream. Runs are
-interleaved and repeated (medians), because this machine is shared.
+The raw figure is the backend's async queue in throughput mode on frames decoded and letterboxed
+beforehand (no decode, no pre/post-processing), as `edge-yolo benchmark` measures it. Each stream
+configuration runs `Detector.stream` over N copies of the video in a fresh process (results
+consumed, nothing written), so its peak RSS (sampled every 20 ms, children included) is its own.
+The same pipeline also runs on the video's frames decoded beforehand ("pre-decoded"): that row is
+the pipeline's own cost (letterbox, scheduling, post-processing) without the video decoding, which
+the raw figure does not do either. The "video, bare loop" row is the least any pipeline fed by
+these videos does: one thread per copy decodes, letterboxes and submits straight into the
+backend's queue, whose own thread post-processes the results, with no scheduling, per-source order
+or hand-off to the caller; the gap between it and raw is the decoding and letterboxing alone.
+Reports aggregate frames/s (all streams' frames over the wall time), its ratio to raw (the
+median's, and the range of each repeat against that repeat's raw run), process CPU time per frame
+(raw's over ours: how much of the CPU the pipeline's decode, pre/post-processing and scheduling
+add, a figure other processes on a shared machine disturb less than wall time), and how much peak
+RSS grows per extra stream. Runs are interleaved and repeated (medians), because this machine is
+shared.
 
     python benchmarks/bench_multistream.py [--model M] [--device openvino] [--streams 1,4] [--repeats 9]
 """
